@@ -1,0 +1,1 @@
+"""Experiment YAML files shipped with simla-bench (installed as ``simla_bench.configs``)."""

@@ -1,0 +1,289 @@
+"""Experiment configuration: YAML files under ``configs/`` validated into typed
+objects, plus CLI overrides.
+
+A wrong key or type is one :class:`~simla_bench.errors.ConfigError` line that
+names the file, the key and what is allowed.  Component-specific options
+(objective, task, dataset and backbone options) are plain mappings here and
+are validated by the component itself (see :func:`interfaces.resolve_options`).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simla_bench.errors import ConfigError
+
+
+
+def _config_dir() -> Path:
+    """The packaged experiment configs (the repository's ``configs/`` folder)."""
+    from importlib import resources
+
+    return Path(str(resources.files("simla_bench.configs")))
+
+
+CONFIG_DIR = _config_dir()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BackboneConfig(_Strict):
+    """An encoder: a registered backbone name and its options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(_Strict):
+    image: BackboneConfig = BackboneConfig(name="vit_world_tiny")
+    text: BackboneConfig = BackboneConfig(name="bert_world_tiny")
+    #: single_stream: one BERT whose every layer has cross-attention, used both
+    #: as text encoder (cross-attention skipped) and fusion encoder (SIMLA).
+    #: split: lower layers text-only, top ``fusion_layers`` fuse (ALBEF).
+    layout: Literal["single_stream", "split"] = "single_stream"
+    fusion_layers: int = Field(2, ge=0)
+    #: ITC projection width (paper: 256)
+    embed_dim: int = Field(128, ge=8)
+    momentum: float = Field(0.995, ge=0.0, le=1.0)
+    queue_size: int = Field(4096, ge=0)
+    temp: float = Field(0.07, gt=0.0)
+    max_text_len: int = Field(25, ge=4)
+    #: tokenizer: null = train a WordPiece tokenizer on the pretraining corpus;
+    #: or a local directory holding a Hugging Face tokenizer.
+    tokenizer: str | None = None
+    vocab_size: int = Field(1000, ge=50)
+
+
+class ObjectiveConfig(_Strict):
+    weight: float = Field(1.0, ge=0.0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetConfig(_Strict):
+    """A dataset instance: which registered source, with which options."""
+
+    source: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PretrainConfig(_Strict):
+    dataset: str = "world"
+    steps: int = Field(300, ge=0)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(3e-4, gt=0.0)
+    min_lr: float = Field(1e-5, ge=0.0)
+    warmup_steps: int = Field(30, ge=0)
+    weight_decay: float = Field(0.02, ge=0.0)
+    grad_clip: float = Field(5.0, ge=0.0)
+    #: momentum-distillation weight; ramped linearly from 0 over alpha_warmup_steps
+    alpha: float = Field(0.4, ge=0.0, le=1.0)
+    alpha_warmup_steps: int | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    grad_accum: int = Field(1, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    num_workers: int = Field(0, ge=0)
+    data_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    image_size: int | None = None
+    augment: bool = True
+
+
+class TaskConfig(_Strict):
+    dataset: str = "world"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MatrixRow(_Strict):
+    name: str | None = None
+    objectives: list[str]
+
+    @property
+    def label(self) -> str:
+        return self.name or ",".join(self.objectives)
+
+
+class ExecutorConfig(_Strict):
+    kind: Literal["local", "slurm", "submitit_local"] = "local"
+    slurm: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentConfig(_Strict):
+    name: str = "default"
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    device: str = "auto"
+    output_dir: str = "runs/default"
+    model: ModelConfig = ModelConfig()
+    datasets: dict[str, DatasetConfig] = Field(
+        default_factory=lambda: {"world": DatasetConfig(source="world", options={"preset": "small"})}
+    )
+    objectives: dict[str, ObjectiveConfig] = Field(default_factory=dict)
+    pretrain: PretrainConfig = PretrainConfig()
+    tasks: dict[str, TaskConfig] = Field(default_factory=dict)
+    matrix: list[MatrixRow] = Field(default_factory=list)
+    data_fractions: list[float] = Field(default_factory=list)
+    executor: ExecutorConfig = ExecutorConfig()
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives_list(cls, value: Any) -> Any:
+        # ``objectives: [itc, itm]`` is shorthand for weight 1 each.
+        if isinstance(value, list):
+            return {str(name): {} for name in value}
+        if isinstance(value, Mapping):
+            return {k: ({} if v is None else ({"weight": v} if isinstance(v, (int, float)) else v)) for k, v in value.items()}
+        return value
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _tasks_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {str(name): {} for name in value}
+        if isinstance(value, Mapping):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _datasets_exist(self) -> "ExperimentConfig":
+        names = set(self.datasets)
+        refs = [("pretrain.dataset", self.pretrain.dataset)] + [
+            (f"tasks.{t}.dataset", c.dataset) for t, c in self.tasks.items()
+        ]
+        for where, ref in refs:
+            if ref not in names:
+                raise ValueError(f"{where} names dataset '{ref}', which is not defined under datasets: ({', '.join(sorted(names))})")
+        return self
+
+    def objective_names(self) -> list[str]:
+        return list(self.objectives)
+
+    def rows(self) -> list[MatrixRow]:
+        """The matrix rows: the explicit ``matrix`` or the single objective set."""
+        return list(self.matrix) or [MatrixRow(objectives=self.objective_names())]
+
+
+def _format_validation_error(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "<top level>"
+    kind = err.get("type", "")
+    msg = err.get("msg", "invalid value")
+    if kind == "extra_forbidden":
+        parent = loc.rsplit(".", 1)[0] if "." in loc else ""
+        model = ExperimentConfig
+        try:
+            for part in parent.split(".") if parent else []:
+                model = model.model_fields[part].annotation  # type: ignore[assignment]
+            allowed = ", ".join(model.model_fields)  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001
+            allowed = "see configs/default.yaml"
+        return f"{source}: unknown key '{loc}'; allowed here: {allowed}"
+    extra = f" (got {err.get('input')!r})" if kind != "value_error" and "input" in err else ""
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: key '{loc}': {msg}{extra}{more}"
+
+
+def parse_config(data: Mapping[str, Any] | None, source: str = "<config>") -> ExperimentConfig:
+    """Validate a mapping into an :class:`ExperimentConfig`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, not {type(data).__name__}")
+    try:
+        return ExperimentConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist", hint="pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return data or {}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def default_config_path() -> Path:
+    return CONFIG_DIR / "default.yaml"
+
+
+def load_config(path: str | Path | None = None) -> ExperimentConfig:
+    """Load an experiment YAML.  A file may say ``base: other.yaml`` (relative
+    to itself, or a name under the packaged configs) to extend another."""
+    raw = _load_with_base(Path(path) if path else default_config_path(), set())
+    return parse_config(raw, str(path or default_config_path()))
+
+
+def _load_with_base(path: Path, seen: set[Path]) -> dict[str, Any]:
+    data = load_yaml(path)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    base = data.pop("base", None)
+    if base is None:
+        return dict(data)
+    base_path = (path.parent / base) if (path.parent / base).is_file() else CONFIG_DIR / base
+    if base_path.resolve() in seen:
+        raise ConfigError(f"{path}: 'base: {base}' makes a cycle")
+    seen.add(base_path.resolve())
+    return deep_merge(_load_with_base(base_path, seen), data)
+
+
+def split_csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def apply_overrides(cfg: ExperimentConfig, *, objectives: str | None = None, tasks: str | None = None,
+                    seeds: str | None = None, out: str | None = None, world: str | None = None,
+                    data_fractions: str | None = None, steps: int | None = None,
+                    device: str | None = None, source: str = "command line") -> ExperimentConfig:
+    """Return a new config with CLI flags applied (flags win over the file)."""
+    data = cfg.model_dump()
+    if objectives is not None:
+        names = split_csv(objectives)
+        if not names:
+            raise ConfigError(f"{source}: --objectives is empty", hint="give a comma-separated list, e.g. itc,itm")
+        data["objectives"] = {n: data["objectives"].get(n, {}) for n in names}
+        data["matrix"] = []
+    if tasks is not None:
+        names = split_csv(tasks)
+        known = data["tasks"]
+        data["tasks"] = {n: known.get(n, {}) for n in names}
+    if seeds is not None:
+        try:
+            data["seeds"] = [int(s) for s in split_csv(seeds)]
+        except ValueError:
+            raise ConfigError(f"{source}: --seeds must be comma-separated integers, got '{seeds}'") from None
+    if out is not None:
+        data["output_dir"] = out
+    if world is not None:
+        ds = data["datasets"].setdefault("world", {"source": "world", "options": {}})
+        ds["options"] = {**ds.get("options", {}), "preset": world}
+    if data_fractions is not None:
+        try:
+            data["data_fractions"] = [float(f) for f in split_csv(data_fractions)]
+        except ValueError:
+            raise ConfigError(f"{source}: --data-fraction must be comma-separated numbers, got '{data_fractions}'") from None
+    if steps is not None:
+        data["pretrain"]["steps"] = steps
+    if device is not None:
+        data["device"] = device
+    return parse_config(data, source)

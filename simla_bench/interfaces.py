@@ -1,0 +1,180 @@
+"""The interfaces each kind of component implements, and their checks.
+
+These are the Python shapes behind the hooks in :mod:`simla_bench.hookspecs`:
+
+* **backbone** — a factory ``build(**options) -> torch.nn.Module`` (metadata
+  ``modality="image"|"text"``).  Image encoders return modules whose
+  ``forward(images, patch_mask=None)`` gives ``[B, 1 + N, D]`` (CLS + patches).
+* **objective** — a subclass of :class:`Objective`.
+* **task** — a subclass of :class:`Task`.
+* **dataset** — a subclass of :class:`DatasetSource`.
+
+This module imports nothing heavy: it is read by ``simla-bench list``.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+
+class Objective(abc.ABC):
+    """A pretraining loss over one batch.
+
+    ``needs`` names model capabilities the objective requires (for example
+    ``{"fusion", "itm_head"}``); the trainer refuses an objective set whose
+    needs the configured model does not provide, before training starts.
+    ``defaults`` are the options it accepts (the config's
+    ``objectives.<name>`` mapping overrides them; unknown keys are refused).
+    """
+
+    needs: ClassVar[frozenset[str]] = frozenset()
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, name: str, options: Mapping[str, Any] | None = None):
+        self.name = name
+        self.options = resolve_options(f"objective '{name}'", self.defaults, options or {})
+
+    def setup(self, model: Any, data: Any) -> None:  # noqa: B027 - optional hook
+        """Called once before training (e.g. fit a visual codebook, allocate
+        queues).  ``data`` is the list of pretraining records."""
+
+    @abc.abstractmethod
+    def loss(self, step: Any) -> Any:
+        """Return a scalar loss tensor for this step (``step`` is the trainer's
+        per-step context holding the batch, model and shared encodings)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Objective state to checkpoint (queues, codebooks)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027
+        """Restore what :meth:`state_dict` returned."""
+
+
+@dataclass
+class TaskResult:
+    """What a task returns for one cell.
+
+    ``metrics``: every metric, flat (e.g. ``{"test/acc": 71.3}``).
+    ``per_example``: for the primary metric (and optionally others), one score
+    per test example such that the metric is ``100 * mean(scores)``; the report
+    uses it for paired bootstrap significance.  ``extra``: anything JSON-able.
+    """
+
+    metrics: dict[str, float]
+    per_example: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskContext:
+    """Everything a task gets for one cell."""
+
+    model: Any
+    tokenizer: Any
+    data: "DatasetSource"
+    options: Mapping[str, Any]
+    seed: int
+    device: str
+    workdir: Path
+    progress: Callable[..., None] = lambda *a, **k: None
+    log: Callable[[str], None] = lambda msg: None
+
+
+class Task(abc.ABC):
+    """A downstream task: data it needs, how it adapts a pretrained model,
+    how it predicts, and which metrics it reports."""
+
+    version: ClassVar[str] = "1"
+    primary_metric: ClassVar[str] = ""
+    #: metric name -> "higher" or "lower" (default "higher")
+    directions: ClassVar[Mapping[str, str]] = {}
+    needs: ClassVar[frozenset[str]] = frozenset()
+    data_kind: ClassVar[str] = ""
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, name: str, options: Mapping[str, Any] | None = None):
+        self.name = name
+        self.options = resolve_options(f"task '{name}'", self.defaults, options or {})
+
+    @abc.abstractmethod
+    def run(self, ctx: TaskContext) -> TaskResult:
+        """Adapt (zero-shot or fine-tune), predict and score."""
+
+
+class DatasetSource(abc.ABC):
+    """A source of records for one or more data kinds (``pretrain``,
+    ``retrieval``, ``grounding``, ``vqa``, ``nlvr2``, ...)."""
+
+    provides: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, name: str, options: Mapping[str, Any] | None = None):
+        self.name = name
+        self.options = resolve_options(f"dataset '{name}'", self.defaults, options or {})
+
+    def prepare(self, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+        """Make the data available (e.g. generate the world) and return a
+        manifest (counts, checksum) that identifies its content."""
+        return {}
+
+    @abc.abstractmethod
+    def load(self, kind: str, split: str) -> Any:
+        """Return the records of one data kind and split."""
+
+
+def resolve_options(owner: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge options over defaults; refuse unknown keys and wrong types in one line."""
+    from simla_bench.errors import ConfigError
+
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        allowed = ", ".join(sorted(defaults)) or "no options"
+        raise ConfigError(f"{owner}: unknown option(s) {', '.join(unknown)}; allowed: {allowed}")
+    merged = dict(defaults)
+    for key, value in given.items():
+        default = defaults[key]
+        if default is not None and value is not None and not _compatible(default, value):
+            raise ConfigError(
+                f"{owner}: option '{key}' expects {type(default).__name__} (default {default!r}), got {value!r}"
+            )
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        merged[key] = value
+    return merged
+
+
+def _compatible(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(float(value))
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+_BASES = {"objective": Objective, "task": Task, "dataset": DatasetSource}
+
+
+def check_component(kind: str, target: Any) -> str | None:
+    """Return a short complaint if ``target`` does not implement the interface
+    of ``kind`` (used when a lazily registered component is first loaded)."""
+    if kind == "backbone":
+        return None if callable(target) else f"is a {type(target).__name__}, not a callable factory"
+    base = _BASES[kind]
+    if not (inspect.isclass(target) and issubclass(target, base)):
+        return f"is {target!r}, not a subclass of simla_bench.interfaces.{base.__name__}"
+    if inspect.isabstract(target):
+        missing = ", ".join(sorted(getattr(target, "__abstractmethods__", ())))
+        return f"does not implement {missing}"
+    if kind == "task" and not target.primary_metric:
+        return "declares no primary_metric"
+    return None
