@@ -203,8 +203,13 @@ class Registry:
         if unknown:
             self._problem(info, f"implements unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(sorted(self._spec_names))}")
             return None
+        pm_name = f"{info.dist_name}:{info.name}"
+        suffix = 1
+        while self.pm.has_plugin(pm_name):  # two in-process plugins may share a module name
+            suffix += 1
+            pm_name = f"{info.dist_name}:{info.name}#{suffix}"
         try:
-            self.pm.register(obj, name=f"{info.dist_name}:{info.name}")
+            self.pm.register(obj, name=pm_name)
         except Exception as exc:  # noqa: BLE001
             self._problem(info, f"could not be registered: {exc}")
             return None

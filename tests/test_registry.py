@@ -1,0 +1,222 @@
+"""The plugin contract and registry: in-process plugins, entry points,
+wildcards, did-you-mean, isolation of broken plugins, contract versions."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import types
+
+import pytest
+
+from simla_bench.errors import PluginError, UnknownNameError
+from simla_bench.hookspecs import hookimpl
+from simla_bench.interfaces import Objective, Task, TaskResult
+from simla_bench.registry import Registry
+
+
+class _EchoTask(Task):
+    """A task used only by these tests."""
+
+    primary_metric = "acc"
+
+    def run(self, ctx):
+        return TaskResult(metrics={"acc": 1.0})
+
+
+def _plugin(**hooks):
+    module = types.ModuleType("test_plugin")
+    for name, fn in hooks.items():
+        setattr(module, name, hookimpl(fn))
+    return module
+
+
+def test_in_process_plugin_is_listed_and_resolved():
+    registry = Registry()
+    registry.add_plugin(_plugin(register_tasks=lambda register: register("echo", _EchoTask, "echoes")))
+    assert registry.names("tasks") == ["echo"]
+    entry = registry.get("task", "echo")
+    assert entry.summary == "echoes"
+    assert registry.load("task", "echo") is _EchoTask
+
+
+def test_lazy_string_target_is_imported_on_load():
+    registry = Registry()
+    registry.add_plugin(_plugin(register_tasks=lambda register: register("echo", f"{__name__}:_EchoTask")))
+    assert registry.get("task", "echo").origin == f"{__name__}:_EchoTask"
+    assert registry.load("task", "echo") is _EchoTask
+
+
+def test_wildcards_filter_names():
+    registry = Registry()
+
+    def register_backbones(register):
+        for name in ("vit_tiny", "vit_base", "bert_base"):
+            register(name, lambda **kw: None, "x")
+
+    registry.add_plugin(_plugin(register_backbones=register_backbones))
+    assert [e.name for e in registry.list("backbones", "vit_*")] == ["vit_base", "vit_tiny"]
+    assert [e.name for e in registry.list("backbone", "*base")] == ["bert_base", "vit_base"]
+
+
+def test_unknown_name_suggests_close_matches():
+    registry = Registry()
+    registry.add_plugin(_plugin(register_tasks=lambda register: register("retrieval", _EchoTask)))
+    with pytest.raises(UnknownNameError) as info:
+        registry.get("task", "retreival")
+    assert "did you mean 'retrieval'" in str(info.value)
+
+
+def test_duplicate_name_is_refused_and_reported_with_distribution():
+    registry = Registry()
+    first = _plugin(register_tasks=lambda register: register("echo", _EchoTask, "first"))
+    second = _plugin(register_tasks=lambda register: register("echo", _EchoTask, "second"))
+    second.SIMLA_BENCH_DIST = "other-dist"
+    registry.add_plugin(first)
+    registry.add_plugin(second)
+    assert registry.get("task", "echo").summary == "first"
+    assert len(registry.problems) == 1
+    problem = registry.problems[0].one_line()
+    assert "other-dist" in problem and "echo" in problem
+
+
+def test_plugin_raising_while_registering_does_not_take_others_down():
+    registry = Registry()
+
+    def broken(register):
+        register("fine_before_crash", _EchoTask)
+        raise RuntimeError("boom")
+
+    registry.add_plugin(_plugin(register_tasks=broken))
+    registry.add_plugin(_plugin(register_tasks=lambda register: register("echo", _EchoTask)))
+    assert "echo" in registry.names("task")
+    assert any("boom" in p.message for p in registry.problems)
+
+
+def test_unknown_hook_is_refused():
+    registry = Registry()
+    registry.add_plugin(_plugin(register_taks=lambda register: None))
+    assert registry.plugins == []
+    assert "register_taks" in registry.problems[0].message
+
+
+def test_incompatible_contract_version_is_refused():
+    registry = Registry()
+    plugin = _plugin(register_tasks=lambda register: register("echo", _EchoTask))
+    plugin.SIMLA_BENCH_CONTRACT = 99
+    registry.add_plugin(plugin)
+    assert registry.names("task") == []
+    assert "contract 99" in registry.problems[0].message
+
+
+def test_wrong_type_is_reported_on_load():
+    registry = Registry()
+    registry.add_plugin(_plugin(register_objectives=lambda register: register("bad", _EchoTask)))
+    with pytest.raises(PluginError) as info:
+        registry.load("objective", "bad")
+    assert "not a subclass of simla_bench.interfaces.Objective" in str(info.value)
+
+
+def test_unimportable_lazy_target_names_distribution():
+    registry = Registry()
+    plugin = _plugin(register_objectives=lambda register: register("ghost", "no_such_module_xyz:Thing"))
+    plugin.SIMLA_BENCH_DIST = "ghost-dist"
+    registry.add_plugin(plugin)
+    with pytest.raises(PluginError) as info:
+        registry.load("objective", "ghost")
+    assert "ghost-dist" in str(info.value) and "no_such_module_xyz" in str(info.value)
+
+
+def test_strict_mode_turns_problems_into_errors(monkeypatch):
+    monkeypatch.setenv("SIMLA_BENCH_STRICT_PLUGINS", "1")
+    registry = Registry()
+    with pytest.raises(PluginError):
+        registry.add_plugin(_plugin(register_taks=lambda register: None))
+
+
+def test_observer_failures_are_isolated():
+    registry = Registry()
+    seen = []
+
+    def good(record):
+        seen.append(record["key"])
+
+    def bad(record):
+        raise ValueError("observer broke")
+
+    registry.add_plugin(_plugin(on_cell_finished=bad))
+    registry.add_plugin(_plugin(on_cell_finished=good))
+    warnings = registry.notify("on_cell_finished", record={"key": "k1"})
+    assert seen == ["k1"]
+    assert len(warnings) == 1 and "observer broke" in warnings[0]
+
+
+def _write_distribution(root, dist, module_name, source):
+    (root / f"{module_name}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[simla_bench]\n{module_name} = {module_name}\n")
+
+
+def test_entry_point_plugins_load_and_broken_ones_are_isolated(tmp_path, monkeypatch):
+    _write_distribution(
+        tmp_path,
+        "good-plugin",
+        "good_plugin_mod",
+        """
+        from simla_bench.hookspecs import hookimpl
+        from simla_bench.interfaces import Objective
+
+        class Const(Objective):
+            '''A constant loss.'''
+            def loss(self, step):
+                return 0.0
+
+        @hookimpl
+        def register_objectives(register):
+            register("const_loss", Const)
+        """,
+    )
+    _write_distribution(tmp_path, "broken-plugin", "broken_plugin_mod", "raise ImportError('missing dependency xyz')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry()
+    registry.load_entry_points()
+    assert "const_loss" in registry.names("objectives")
+    entry = registry.get("objective", "const_loss")
+    assert (entry.plugin.dist_name, entry.plugin.dist_version) == ("good-plugin", "1.2.3")
+    assert issubclass(entry.load(), Objective)
+    broken = [p for p in registry.problems if p.dist_name == "broken-plugin"]
+    assert broken and "missing dependency xyz" in broken[0].message
+    # built-ins still load
+    assert any(p.builtin for p in registry.plugins)
+    sys.modules.pop("good_plugin_mod", None)
+
+
+def test_disable_and_allow_lists(tmp_path, monkeypatch):
+    _write_distribution(
+        tmp_path,
+        "extra-plugin",
+        "extra_plugin_mod",
+        """
+        from simla_bench.hookspecs import hookimpl
+        @hookimpl
+        def register_tasks(register):
+            register("extra_task", "extra_plugin_mod:missing")
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SIMLA_BENCH_DISABLE_PLUGINS", "extra-plugin")
+    registry = Registry()
+    registry.load_entry_points()
+    assert "extra_task" not in registry.names("tasks")
+    monkeypatch.delenv("SIMLA_BENCH_DISABLE_PLUGINS")
+    monkeypatch.setenv("SIMLA_BENCH_LOAD_PLUGINS", "")
+    registry = Registry()
+    registry.load_entry_points()
+    assert "extra_task" not in registry.names("tasks")
+    monkeypatch.setenv("SIMLA_BENCH_LOAD_PLUGINS", "extra-plugin")
+    registry = Registry()
+    registry.load_entry_points()
+    assert "extra_task" in registry.names("tasks")
+    sys.modules.pop("extra_plugin_mod", None)
