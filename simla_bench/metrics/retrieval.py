@@ -1,0 +1,122 @@
+"""Image-text retrieval recall (ALBEF/SIMLA ``itm_eval``), vectorised numpy.
+
+Owns: ranks of the ground truth in score matrices, TR@1/5/10, IR@1/5/10 and
+their means, and per-query ranks/hits for bootstrap.
+
+Ranking follows the official code exactly: each row is ordered by
+``np.argsort(row)[::-1]`` (numpy's default sort kind, reversed) and the rank
+of an item is its position in that order.  For equal scores this means the
+tie order is whatever numpy's default argsort gives, reversed: in practice,
+among tied items the one with the larger index usually comes first.  We call
+the very same function on the same dtype (the matrix is never converted), so
+ties are broken as the official tool breaks them on the same numpy build.
+
+* image -> text: an image's rank is the best rank among its own texts
+  (``img2txt``); an image with no texts never hits.
+* text -> image: a text's rank is the rank of its image (``txt2img``).
+* ``R@K = 100.0 * (#queries with rank < K) / #queries``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+#: rows ranked per block, to bound the memory of the argsort buffers
+_BLOCK_ROWS = 1024
+_NO_RANK = np.iinfo(np.int64).max
+
+
+def _positions(scores: np.ndarray) -> np.ndarray:
+    """pos[r, c] = position of column c in row r's descending official order."""
+    n_rows, n_cols = scores.shape
+    pos = np.empty((n_rows, n_cols), dtype=np.int64)
+    ramp = np.arange(n_cols, dtype=np.int64)
+    for start in range(0, n_rows, _BLOCK_ROWS):
+        block = scores[start:start + _BLOCK_ROWS]
+        order = np.argsort(block, axis=1)[:, ::-1]
+        np.put_along_axis(pos[start:start + _BLOCK_ROWS], order,
+                          np.broadcast_to(ramp, order.shape), axis=1)
+    return pos
+
+
+def t2i_ranks(scores_t2i: np.ndarray, txt2img: Sequence[int]) -> np.ndarray:
+    """Rank (0 = first) of each text's image in its row of ``scores_t2i`` [N_txt, N_img]."""
+    scores_t2i = np.asarray(scores_t2i)
+    target = np.asarray(txt2img, dtype=np.int64)
+    if scores_t2i.ndim != 2 or target.shape != (scores_t2i.shape[0],):
+        raise ValueError(f"scores_t2i {scores_t2i.shape} does not match {target.shape[0]} texts")
+    ranks = np.empty(len(target), dtype=np.int64)
+    for start in range(0, len(target), _BLOCK_ROWS):
+        block = scores_t2i[start:start + _BLOCK_ROWS]
+        pos = _positions(block)
+        ranks[start:start + len(block)] = pos[np.arange(len(block)), target[start:start + len(block)]]
+    return ranks
+
+
+def i2t_ranks(scores_i2t: np.ndarray, img2txt: Sequence[Sequence[int]]) -> np.ndarray:
+    """Best rank among each image's texts in its row of ``scores_i2t`` [N_img, N_txt].
+
+    Images without any text get a huge rank (never a hit), like the official 1e20.
+    """
+    scores_i2t = np.asarray(scores_i2t)
+    if scores_i2t.ndim != 2 or len(img2txt) != scores_i2t.shape[0]:
+        raise ValueError(f"scores_i2t {scores_i2t.shape} does not match {len(img2txt)} images")
+    counts = np.array([len(t) for t in img2txt], dtype=np.int64)
+    flat_txt = np.fromiter((t for texts in img2txt for t in texts), dtype=np.int64, count=int(counts.sum()))
+    flat_img = np.repeat(np.arange(len(img2txt), dtype=np.int64), counts)
+    ranks = np.full(len(img2txt), _NO_RANK, dtype=np.int64)
+    for start in range(0, len(img2txt), _BLOCK_ROWS):
+        stop = min(start + _BLOCK_ROWS, len(img2txt))
+        pos = _positions(scores_i2t[start:stop])
+        sel = (flat_img >= start) & (flat_img < stop)
+        np.minimum.at(ranks, flat_img[sel], pos[flat_img[sel] - start, flat_txt[sel]])
+    return ranks
+
+
+def recall_at(ranks: np.ndarray, k: int) -> float:
+    """``100.0 * (#ranks < k) / #ranks`` in the official order of operations."""
+    return 100.0 * int(np.count_nonzero(ranks < k)) / len(ranks)
+
+
+def itm_eval(scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Sequence[int],
+             img2txt: Sequence[Sequence[int]], ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """Official retrieval metrics from two score matrices.
+
+    Args:
+        scores_i2t: [N_img, N_txt], higher = better match.
+        scores_t2i: [N_txt, N_img] (often ``scores_i2t.T``; ALBEF scores each
+            direction's ITM candidates separately, so they may differ).
+        txt2img: the image index of each text.
+        img2txt: the text indices of each image (5 per image in COCO/Flickr).
+        ks: recall cut-offs; the official ones are 1, 5, 10 (the means use them).
+
+    Returns a dict with ``TR@K``, ``IR@K``, ``tr_mean``, ``ir_mean``, ``r_mean``
+    (percent floats, the official ``txt_r1`` ... ``r_mean`` values) and, for
+    bootstrap, ``i2t_ranks`` [N_img] / ``t2i_ranks`` [N_txt] (int arrays) and
+    ``i2t_hits`` / ``t2i_hits``: dicts K -> bool arrays.
+    """
+    r_i2t = i2t_ranks(scores_i2t, img2txt)
+    r_t2i = t2i_ranks(scores_t2i, txt2img)
+    if np.asarray(scores_t2i).shape[1] != np.asarray(scores_i2t).shape[0]:
+        raise ValueError("scores_t2i must have one column per image")
+    out: dict = {}
+    for k in ks:
+        out[f"TR@{k}"] = recall_at(r_i2t, k)
+    for k in ks:
+        out[f"IR@{k}"] = recall_at(r_t2i, k)
+    if tuple(ks) == (1, 5, 10):
+        out["tr_mean"] = (out["TR@1"] + out["TR@5"] + out["TR@10"]) / 3
+        out["ir_mean"] = (out["IR@1"] + out["IR@5"] + out["IR@10"]) / 3
+        out["r_mean"] = (out["tr_mean"] + out["ir_mean"]) / 2
+    out["i2t_ranks"] = r_i2t
+    out["t2i_ranks"] = r_t2i
+    out["i2t_hits"] = {k: r_i2t < k for k in ks}
+    out["t2i_hits"] = {k: r_t2i < k for k in ks}
+    return out
+
+
+def scalar_metrics(result: dict) -> dict[str, float]:
+    """The float entries of an :func:`itm_eval` result (drops the per-query arrays)."""
+    return {k: v for k, v in result.items() if isinstance(v, float)}
