@@ -97,10 +97,17 @@ def itm_eval(scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Sequence[i
     bootstrap, ``i2t_ranks`` [N_img] / ``t2i_ranks`` [N_txt] (int arrays) and
     ``i2t_hits`` / ``t2i_hits``: dicts K -> bool arrays.
     """
-    r_i2t = i2t_ranks(scores_i2t, img2txt)
-    r_t2i = t2i_ranks(scores_t2i, txt2img)
     if np.asarray(scores_t2i).shape[1] != np.asarray(scores_i2t).shape[0]:
         raise ValueError("scores_t2i must have one column per image")
+    return recall_metrics(i2t_ranks(scores_i2t, img2txt), t2i_ranks(scores_t2i, txt2img), ks)
+
+
+def recall_metrics(r_i2t: np.ndarray, r_t2i: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """The :func:`itm_eval` result from per-query ranks (0 = first; huge = never)."""
+    r_i2t = np.asarray(r_i2t, dtype=np.int64)
+    r_t2i = np.asarray(r_t2i, dtype=np.int64)
+    if len(r_i2t) == 0 or len(r_t2i) == 0:
+        raise ValueError("retrieval needs at least one image and one text")
     out: dict = {}
     for k in ks:
         out[f"TR@{k}"] = recall_at(r_i2t, k)
@@ -115,6 +122,24 @@ def itm_eval(scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Sequence[i
     out["i2t_hits"] = {k: r_i2t < k for k in ks}
     out["t2i_hits"] = {k: r_t2i < k for k in ks}
     return out
+
+
+def ranks_from_lists(ranked: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]) -> np.ndarray:
+    """Best position of any target in each ranked list (huge if none is listed).
+
+    ``ranked[q]`` is query q's candidates, best first; ``targets[q]`` its
+    ground-truth candidates (one image for a text, the texts of an image).
+    """
+    if len(ranked) != len(targets):
+        raise ValueError(f"{len(ranked)} ranked lists for {len(targets)} queries")
+    ranks = np.full(len(ranked), _NO_RANK, dtype=np.int64)
+    for q, (cands, wanted) in enumerate(zip(ranked, targets)):
+        wanted = set(wanted)
+        for pos, cand in enumerate(cands):
+            if cand in wanted:
+                ranks[q] = pos
+                break
+    return ranks
 
 
 def scalar_metrics(result: dict) -> dict[str, float]:
