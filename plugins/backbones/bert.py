@@ -1,0 +1,463 @@
+"""A BERT-compatible text/fusion encoder written on ``scaled_dot_product_attention``.
+
+Owns the BERT transformer used as text encoder *and* multimodal (fusion)
+encoder: embeddings, layers of self-attention + optional cross-attention to
+the image + feed-forward, the BERT masked-LM prediction head, the mapping from
+a local Hugging Face BERT checkpoint onto these modules, and the ``build``
+factories registered as text backbones (``bert_world_tiny``, ``bert_base``).
+
+Parameter names follow Hugging Face's ``BertModel`` (``embeddings.*``,
+``encoder.layer.N.attention.self.query`` ...) and ALBEF's ``xbert`` for the
+cross-attention (``encoder.layer.N.crossattention.*``), so a saved
+``BertModel`` state dict loads by name.  Which layers carry cross-attention is
+set at build time (``cross_attention_layers``): every layer for the SIMLA
+single-stream layout, the top ``k`` for ALBEF's split layout.
+
+Attention probabilities are only materialised for the layers a caller asks for
+(``output_attentions``); they are then computed explicitly and stay in the
+autograd graph (Grad-CAM differentiates through them).  All other layers use
+the fused SDPA kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simla_bench.errors import ConfigError, UserError
+from simla_bench.plugins.backbones.weights import read_state_dict
+
+#: BERT-base (Devlin et al.) shape; vocab_size is replaced by the tokenizer's.
+BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+#: The tiny world text encoder.
+BERT_WORLD_TINY = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768,
+                       max_position_embeddings=64)
+
+_ACTS = {"gelu": lambda x: F.gelu(x), "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+         "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu, "silu": F.silu,
+         "swish": F.silu}
+
+
+@dataclass
+class BertOutput:
+    """What a BERT pass returns.
+
+    ``self_attentions`` / ``cross_attentions`` have one entry per layer that ran
+    (in order); an entry is ``None`` unless that layer was asked for.  A
+    self-attention entry is ``[B, H, Lq, Lq]``; a cross-attention entry is
+    ``[B, H, Lq, Nk]`` (for two-image fusion, a list of two such tensors).
+    """
+
+    hidden: torch.Tensor
+    self_attentions: list | None = None
+    cross_attentions: list | None = None
+
+
+def load_bert_config(config: Mapping[str, Any] | str | Path | None = None, **overrides: Any):
+    """A ``transformers.BertConfig`` from a dict, a local directory (or a
+    ``config.json`` file) or defaults, with ``overrides`` applied on top."""
+    from transformers import BertConfig
+
+    if config is None:
+        base: dict[str, Any] = {}
+    elif isinstance(config, Mapping):
+        base = dict(config)
+    else:
+        path = Path(config)
+        file = path / "config.json" if path.is_dir() else path
+        if not file.is_file():
+            raise ConfigError(f"BERT config '{config}' does not exist",
+                              hint="give a local directory holding config.json, or a dict of BertConfig fields")
+        try:
+            base = json.loads(file.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"BERT config '{file}' is not valid JSON: {exc.msg}") from None
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        cfg = BertConfig(**base)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"BERT config is invalid: {exc}") from None
+    if cfg.hidden_size % cfg.num_attention_heads:
+        raise ConfigError(f"BERT hidden_size {cfg.hidden_size} is not divisible by num_attention_heads "
+                          f"{cfg.num_attention_heads}", hint="pick a head count that divides the width")
+    return cfg
+
+
+def _additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``[B, Lk]`` 1/0 (or bool) key mask -> additive ``[B, 1, 1, Lk]`` float mask."""
+    if mask is None:
+        return None
+    keep = mask.to(torch.bool)[:, None, None, :]
+    return torch.zeros(keep.shape, dtype=dtype, device=mask.device).masked_fill(~keep, torch.finfo(dtype).min)
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        length = input_ids.shape[1]
+        if length > self.position_embeddings.num_embeddings:
+            raise UserError(f"text of {length} tokens is longer than the BERT's "
+                            f"max_position_embeddings={self.position_embeddings.num_embeddings}",
+                            hint="lower model.max_text_len or raise max_position_embeddings")
+        x = self.word_embeddings(input_ids) + self.position_embeddings.weight[:length].unsqueeze(0)
+        if token_type_ids is None:
+            x = x + self.token_type_embeddings.weight[0]
+        else:
+            x = x + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head attention: queries from ``hidden``, keys/values from ``context``
+    (``kv_width`` wide; the image width for cross-attention)."""
+
+    def __init__(self, cfg, kv_width: int | None = None):
+        super().__init__()
+        self.heads = cfg.num_attention_heads
+        self.head_dim = cfg.hidden_size // cfg.num_attention_heads
+        kv_width = kv_width or cfg.hidden_size
+        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.key = nn.Linear(kv_width, cfg.hidden_size)
+        self.value = nn.Linear(kv_width, cfg.hidden_size)
+        self.dropout_p = cfg.attention_probs_dropout_prob
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, hidden, context=None, mask=None, want_probs: bool = False):
+        context = hidden if context is None else context
+        q = self._split(self.query(hidden))
+        k = self._split(self.key(context))
+        v = self._split(self.value(context))
+        p = self.dropout_p if self.training else 0.0
+        if want_probs:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
+            if mask is not None:
+                scores = scores + mask
+            probs = scores.softmax(dim=-1)
+            out = F.dropout(probs, p) @ v
+        else:
+            probs = None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        b, _, n, _ = out.shape
+        return out.transpose(1, 2).reshape(b, n, -1), probs
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, cfg, kv_width: int | None = None):
+        super().__init__()
+        self.self = BertSelfAttention(cfg, kv_width)
+        self.output = BertSelfOutput(cfg)
+
+    def forward(self, hidden, context=None, mask=None, want_probs: bool = False):
+        out, probs = self.self(hidden, context, mask, want_probs)
+        return self.output(out, hidden), probs
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        act = cfg.hidden_act
+        if not isinstance(act, str) or act not in _ACTS:
+            raise ConfigError(f"BERT hidden_act {act!r} is not supported", hint=f"use one of {', '.join(_ACTS)}")
+        self.act = _ACTS[act]
+
+    def forward(self, x):
+        return self.act(self.dense(x))
+
+
+class BertFFNOutput(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertLayer(nn.Module):
+    """Self-attention, optional cross-attention, feed-forward (post-LN, as BERT)."""
+
+    def __init__(self, cfg, cross_attention: bool, encoder_width: int):
+        super().__init__()
+        self.attention = BertAttention(cfg)
+        self.has_cross_attention = cross_attention
+        if cross_attention:
+            self.crossattention = BertAttention(cfg, kv_width=encoder_width)
+        self.intermediate = BertIntermediate(cfg)
+        self.output = BertFFNOutput(cfg)
+
+    def forward(self, hidden, self_mask=None, context=None, context_mask=None, want_probs: bool = False):
+        """``context``: None (text mode), a tensor, or a list of tensors (each
+        attended in sequence with the same weights: two-image NLVR2 fusion)."""
+        hidden, self_probs = self.attention(hidden, mask=self_mask, want_probs=want_probs)
+        cross_probs = None
+        if context is not None:
+            if not self.has_cross_attention:
+                raise RuntimeError("this BERT layer has no cross-attention")
+            if isinstance(context, (list, tuple)):
+                masks = context_mask if isinstance(context_mask, (list, tuple)) else [context_mask] * len(context)
+                cross_probs = []
+                for ctx, cmask in zip(context, masks):
+                    hidden, probs = self.crossattention(hidden, ctx, cmask, want_probs)
+                    cross_probs.append(probs)
+                if not want_probs:
+                    cross_probs = None
+            else:
+                hidden, cross_probs = self.crossattention(hidden, context, context_mask, want_probs)
+        hidden = self.output(self.intermediate(hidden), hidden)
+        return hidden, self_probs, cross_probs
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, cfg, cross_layers: set[int], encoder_width: int):
+        super().__init__()
+        self.layer = nn.ModuleList(
+            BertLayer(cfg, i in cross_layers, encoder_width) for i in range(cfg.num_hidden_layers)
+        )
+
+
+class BertLMPredictionHead(nn.Module):
+    """BERT's MLM head: dense + act + LayerNorm, then a decoder tied to the word
+    embeddings plus a per-token bias (names as ``BertForMaskedLM.cls.predictions``)."""
+
+    def __init__(self, cfg, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.transform = nn.Module()
+        self.transform.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.transform.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.act = _ACTS[cfg.hidden_act]
+        self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.decoder.weight = word_embeddings.weight
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(self, hidden):
+        x = self.transform.LayerNorm(self.act(self.transform.dense(hidden)))
+        return self.decoder(x) + self.bias
+
+
+def _layer_selected(spec, index: int, last: int) -> bool:
+    if spec is True:
+        return True
+    if spec is False or spec is None:
+        return False
+    if isinstance(spec, int):
+        return index == (spec if spec >= 0 else last + 1 + spec)
+    return any(index == (s if s >= 0 else last + 1 + s) for s in spec)
+
+
+class BertTransformer(nn.Module):
+    """BERT embeddings + encoder; layers in ``cross_attention_layers`` can attend
+    to image tokens of width ``encoder_width``.
+
+    ``forward(hidden_or_ids, ...)`` runs a contiguous range of layers, so the
+    VLP model can run text mode (no context) over the lower layers and fusion
+    over the upper ones.
+    """
+
+    def __init__(self, config, cross_attention_layers: Iterable[int] | str = (), encoder_width: int | None = None):
+        super().__init__()
+        self.config = config
+        n = config.num_hidden_layers
+        if isinstance(cross_attention_layers, str):
+            if cross_attention_layers != "all":
+                raise ConfigError(f"cross_attention_layers must be 'all' or a list of layer indices, "
+                                  f"got {cross_attention_layers!r}")
+            cross_attention_layers = range(n)
+        given = [int(i) for i in cross_attention_layers]
+        bad = [i for i in given if not -n <= i < n]
+        if bad:
+            raise ConfigError(f"cross-attention layers {bad} are outside the BERT's {n} layers")
+        self.cross_attention_layers = sorted({i % n for i in given})
+        self.encoder_width = int(encoder_width or config.hidden_size)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config, set(self.cross_attention_layers), self.encoder_width)
+        self.apply(self._init_weights)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def width(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return self.config.num_hidden_layers
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def make_lm_head(self) -> BertLMPredictionHead:
+        head = BertLMPredictionHead(self.config, self.embeddings.word_embeddings)
+        head.transform.apply(self._init_weights)
+        return head
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        hidden: torch.Tensor | None = None,
+        context: torch.Tensor | Sequence[torch.Tensor] | None = None,
+        context_mask: torch.Tensor | Sequence[torch.Tensor] | None = None,
+        start_layer: int = 0,
+        end_layer: int | None = None,
+        output_attentions: bool | int | Sequence[int] = False,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> BertOutput:
+        """Run layers ``[start_layer, end_layer)``.
+
+        Input is ``input_ids`` (embedded first) or ``hidden`` ([B, L, D]
+        states).  ``attention_mask`` masks the queries' own keys (1 keep / 0
+        pad).  With ``context`` the layers apply cross-attention to it (each
+        layer in the range must have cross-attention); ``context`` may be a list
+        of two tensors (NLVR2) attended one after the other.
+        ``output_attentions``: True (all layers in the range), an absolute layer
+        index (negative counts from the last layer) or a list of indices.
+        """
+        end_layer = self.num_layers if end_layer is None else end_layer
+        if hidden is None:
+            if input_ids is None:
+                raise ValueError("give input_ids or hidden")
+            hidden = self.embeddings(input_ids, token_type_ids)
+        dtype = hidden.dtype
+        self_mask = _additive_mask(attention_mask, dtype)
+        if context is None:
+            ctx_mask = None
+        elif isinstance(context, (list, tuple)):
+            cm = context_mask if isinstance(context_mask, (list, tuple)) else [context_mask] * len(context)
+            ctx_mask = [_additive_mask(m, dtype) for m in cm]
+        else:
+            ctx_mask = _additive_mask(context_mask, dtype)
+        want_any = output_attentions is not False and output_attentions is not None
+        self_atts: list = []
+        cross_atts: list = []
+        for index in range(start_layer, end_layer):
+            want = want_any and _layer_selected(output_attentions, index, self.num_layers - 1)
+            hidden, sp, cp = self.encoder.layer[index](hidden, self_mask, context, ctx_mask, want)
+            self_atts.append(sp)
+            cross_atts.append(cp)
+        return BertOutput(hidden, self_atts if want_any else None,
+                          cross_atts if (want_any and context is not None) else None)
+
+    # ----------------------------------------------------------------- weights
+    def load_hf_state_dict(self, state: Mapping[str, torch.Tensor], strict_text: bool = True) -> dict[str, list[str]]:
+        """Load a Hugging Face ``BertModel`` / ``BertForMaskedLM`` / ALBEF state
+        dict by name.  Prefixes ``bert.``, ``text_encoder.bert.``, ``module.``
+        are stripped; pooler and heads are ignored.  Missing cross-attention
+        weights are expected (a text-only checkpoint has none); any other
+        missing weight is an error when ``strict_text``."""
+        mapped: dict[str, torch.Tensor] = {}
+        own = self.state_dict()
+        skipped: list[str] = []
+        for key, value in state.items():
+            k = key
+            for prefix in ("module.", "text_encoder.", "bert."):
+                if k.startswith(prefix):
+                    k = k[len(prefix):]
+            # old TF-converted checkpoints use gamma/beta for LayerNorm
+            k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+            if k in own:
+                if own[k].shape != value.shape:
+                    raise UserError(f"BERT weight '{key}' has shape {tuple(value.shape)}, the model expects "
+                                    f"{tuple(own[k].shape)}",
+                                    hint="use the tokenizer and config that belong to these weights")
+                mapped[k] = value
+            else:
+                skipped.append(key)
+        result = self.load_state_dict(mapped, strict=False)
+        missing = [k for k in result.missing_keys if ".crossattention." not in k]
+        if strict_text and missing:
+            raise UserError(f"BERT weights lack {len(missing)} text parameter(s), e.g. '{missing[0]}'",
+                            hint="point weights at a BERT checkpoint directory")
+        return {"missing": list(result.missing_keys), "unexpected": skipped}
+
+
+# --------------------------------------------------------------------- factories
+def build(
+    *,
+    config: Mapping[str, Any] | str | None = None,
+    weights: str | None = None,
+    vocab_size: int | None = None,
+    pad_token_id: int | None = None,
+    cross_attention_layers: Iterable[int] | str = (),
+    encoder_width: int | None = None,
+    **overrides: Any,
+) -> BertTransformer:
+    """Build a BERT text/fusion encoder.
+
+    ``cross_attention_layers``: ``"all"`` or layer indices (negative ones
+    count from the top) that get cross-attention to image tokens of width
+    ``encoder_width``.  ``config``: a dict of ``BertConfig`` fields or a local directory; when
+    ``weights`` names a local Hugging Face BERT directory and no config is
+    given, the directory's config is used.  ``vocab_size``/``pad_token_id``
+    come from the tokenizer; ``overrides`` are further ``BertConfig`` fields.
+    """
+    if config is None and weights is not None and Path(weights).is_dir() and (Path(weights) / "config.json").is_file():
+        config = weights
+    cfg = load_bert_config(config, vocab_size=vocab_size, pad_token_id=pad_token_id, **overrides)
+    model = BertTransformer(cfg, cross_attention_layers, encoder_width)
+    if weights:
+        model.load_hf_state_dict(read_state_dict(weights))
+    return model
+
+
+def bert_world_tiny(**options: Any) -> BertTransformer:
+    """Tiny BERT for the built-in world: width 192, 4 layers, 3 heads, FFN 768."""
+    given = options.pop("config", None)
+    config = {**BERT_WORLD_TINY, **dict(given or {})} if given is None or isinstance(given, Mapping) else given
+    return build(config=config, **options)
+
+
+def bert_base(**options: Any) -> BertTransformer:
+    """BERT-base shape (768 wide, 12 layers, 12 heads, FFN 3072); give
+    ``weights`` (a local HF directory) to start from pretrained BERT."""
+    config = options.pop("config", None)
+    if config is None and not options.get("weights"):
+        config = dict(BERT_BASE)
+    return build(config=config, **options)

@@ -1,0 +1,164 @@
+"""The image encoder: any timm vision transformer, with a mask token for masked image modelling.
+
+Owns :class:`ViTEncoder` (a timm ``VisionTransformer``-style model built by name
+with ``pretrained=False``), its ``forward(images, patch_mask=None) -> [B, 1+N, D]``
+(CLS + patch tokens after the final norm), the learnable mask token that
+replaces masked patch embeddings before the position embeddings and blocks
+(BEiT/SIMLA), position-embedding interpolation to the working resolution, local
+weight loading (timm ``.pth``/``.bin``/``.safetensors``, DeiT/ALBEF checkpoint
+dicts), and the registered image-backbone factories ``vit_world_tiny``,
+``vit_base_patch16_256`` and ``vit_timm``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from simla_bench.errors import ConfigError, UserError
+from simla_bench.plugins.backbones.weights import read_state_dict, strip_prefixes
+
+_PREFIXES = ("module.", "visual_encoder.", "model.", "vit.")
+
+
+class ViTEncoder(nn.Module):
+    """A timm vision transformer exposing CLS + patch tokens and a mask token."""
+
+    def __init__(self, model_name: str, img_size: int | None = None, weights: str | None = None,
+                 **timm_kwargs: Any):
+        super().__init__()
+        import timm
+
+        if model_name.split(".")[0] not in timm.list_models():
+            import difflib
+
+            close = difflib.get_close_matches(model_name, timm.list_models(), n=3)
+            raise ConfigError(f"timm has no model '{model_name}'" + (f"; did you mean {', '.join(close)}?" if close else ""),
+                              hint="see timm.list_models()")
+        kwargs = dict(timm_kwargs)
+        if img_size is not None:
+            kwargs["img_size"] = int(img_size)
+        kwargs.setdefault("num_classes", 0)
+        try:
+            vit = timm.create_model(model_name, pretrained=False, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"timm model '{model_name}' rejects options {sorted(kwargs)}: {exc}") from None
+        for attr in ("patch_embed", "_pos_embed", "blocks", "norm", "cls_token"):
+            if not hasattr(vit, attr):
+                raise ConfigError(f"timm model '{model_name}' is not a ViT-style transformer (no '{attr}')",
+                                  hint="pick a model built on timm's VisionTransformer (vit_*, deit_*)")
+        if vit.cls_token is None:
+            raise ConfigError(f"timm model '{model_name}' has no CLS token", hint="pick a ViT with class_token=True")
+        if getattr(vit, "dynamic_img_size", False):
+            raise ConfigError("dynamic_img_size is not supported", hint="set the resolution with img_size instead")
+        self.model_name = model_name
+        self.vit = vit
+        self.width = int(vit.embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, self.width))
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        self.load_report: dict[str, list[str]] | None = None
+        if weights:
+            self.load_report = self.load_weights(weights)
+
+    # ----------------------------------------------------------------- geometry
+    @property
+    def image_size(self) -> int:
+        return int(self.vit.patch_embed.img_size[0])
+
+    @property
+    def patch_grid(self) -> tuple[int, int]:
+        h, w = self.vit.patch_embed.grid_size
+        return int(h), int(w)
+
+    @property
+    def num_patches(self) -> int:
+        h, w = self.patch_grid
+        return h * w
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.vit.patch_embed.patch_size[0])
+
+    def set_image_size(self, size: int) -> None:
+        """Change the working resolution; the position embeddings are resampled
+        (bicubic, as timm and ALBEF do)."""
+        if int(size) % self.patch_size:
+            raise ConfigError(f"image size {size} is not a multiple of the patch size {self.patch_size}")
+        if int(size) != self.image_size:
+            self.vit.set_input_size(img_size=(int(size), int(size)))
+
+    # ------------------------------------------------------------------ weights
+    def load_weights(self, path: str) -> dict[str, list[str]]:
+        """Load local timm/DeiT/ALBEF weights; position embeddings are resampled
+        to this model's grid.  The classifier head and mask token may be absent."""
+        from timm.models.vision_transformer import checkpoint_filter_fn
+
+        state = strip_prefixes(read_state_dict(path), _PREFIXES)
+        mask_token = state.pop("mask_token", None)
+        try:
+            state = checkpoint_filter_fn(state, self.vit)
+        except Exception as exc:  # noqa: BLE001
+            raise UserError(f"weights '{path}' do not fit timm model '{self.model_name}': {exc}") from None
+        own = self.vit.state_dict()
+        bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape and not k.startswith("head")]
+        if bad:
+            raise UserError(f"weights '{path}' do not fit timm model '{self.model_name}': '{bad[0]}' has shape "
+                            f"{tuple(state[bad[0]].shape)}, the model expects {tuple(own[bad[0]].shape)}",
+                            hint="pick the model_name these weights were trained with")
+        state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        result = self.vit.load_state_dict(state, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith(("head", "fc_norm"))]
+        if missing:
+            raise UserError(f"weights '{path}' lack {len(missing)} parameter(s) of '{self.model_name}', e.g. '{missing[0]}'",
+                            hint="pick the model_name these weights were trained with")
+        if mask_token is not None and mask_token.shape == self.mask_token.shape:
+            with torch.no_grad():
+                self.mask_token.copy_(mask_token)
+        return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``images [B, 3, H, W]`` -> ``[B, 1 + N, D]`` (CLS first).  ``patch_mask``
+        ``bool[B, N]`` (row-major over the patch grid): those patch embeddings are
+        replaced by the mask token before position embeddings and blocks."""
+        vit = self.vit
+        x = vit.patch_embed(images)
+        if x.dim() == 4:  # NHWC output formats
+            x = x.flatten(1, 2)
+        if patch_mask is not None:
+            if patch_mask.shape != x.shape[:2]:
+                raise ValueError(f"patch_mask has shape {tuple(patch_mask.shape)}, expected {tuple(x.shape[:2])}")
+            x = torch.where(patch_mask.to(torch.bool).unsqueeze(-1), self.mask_token.to(x.dtype), x)
+        x = vit._pos_embed(x)
+        x = vit.patch_drop(x)
+        x = vit.norm_pre(x)
+        x = vit.blocks(x)
+        x = vit.norm(x)
+        extra = int(getattr(vit, "num_prefix_tokens", 1)) - 1
+        if extra > 0:  # drop register / distillation tokens: keep CLS + patches
+            x = torch.cat([x[:, :1], x[:, 1 + extra:]], dim=1)
+        return x
+
+
+# --------------------------------------------------------------------- factories
+def vit_timm(model_name: str = "vit_base_patch16_224", img_size: int | None = None, weights: str | None = None,
+             drop_path_rate: float = 0.0, **timm_kwargs: Any) -> ViTEncoder:
+    """Any timm ViT by name (``pretrained=False``; ``weights`` = a local file)."""
+    return ViTEncoder(model_name, img_size=img_size, weights=weights, drop_path_rate=drop_path_rate, **timm_kwargs)
+
+
+def vit_world_tiny(img_size: int = 64, weights: str | None = None, drop_path_rate: float = 0.0,
+                   **timm_kwargs: Any) -> ViTEncoder:
+    """Tiny ViT for the built-in world: 64px, patch 8, width 192, depth 4, 3 heads."""
+    arch = dict(patch_size=8, embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0)
+    arch.update(timm_kwargs)
+    return ViTEncoder("vit_tiny_patch16_224", img_size=img_size, weights=weights, drop_path_rate=drop_path_rate, **arch)
+
+
+def vit_base_patch16_256(img_size: int = 256, weights: str | None = None, drop_path_rate: float = 0.0,
+                         **timm_kwargs: Any) -> ViTEncoder:
+    """ViT-B/16 with DeiT-base shape (768 wide, 12 layers, 12 heads) at 256px, as SIMLA/ALBEF."""
+    return ViTEncoder("deit_base_patch16_224", img_size=img_size, weights=weights, drop_path_rate=drop_path_rate,
+                      **timm_kwargs)
