@@ -10,7 +10,28 @@ from simla_bench.hookspecs import hookimpl
 SIMLA_BENCH_CONTRACT = 1
 
 #: name -> (target, one-line summary, metadata)
-COMPONENTS: dict[str, tuple[str, str, dict]] = {}
+COMPONENTS: dict[str, tuple[str, str, dict]] = {
+    "retrieval": (
+        "simla_bench.tasks.retrieval:RetrievalTask",
+        "image-text retrieval: ITC top-k re-ranked by ITM; TR/IR@1/5/10 (COCO/Flickr protocol)",
+        {"data_kind": "retrieval", "primary_metric": "test/r_mean"},
+    ),
+    "grounding": (
+        "simla_bench.tasks.grounding:GroundingTask",
+        "weakly supervised RefCOCO+ grounding: Grad-CAM proposal ranking, acc@IoU>=0.5",
+        {"data_kind": "grounding", "primary_metric": "val/acc"},
+    ),
+    "vqa": (
+        "simla_bench.tasks.vqa:VQATask",
+        "VQA v2: answer classifier on the fused CLS; official VQA accuracy",
+        {"data_kind": "vqa", "primary_metric": "test/overall"},
+    ),
+    "nlvr2": (
+        "simla_bench.tasks.nlvr2:NLVR2Task",
+        "NLVR2: two-image fusion + MLP head; accuracy and consistency",
+        {"data_kind": "nlvr2", "primary_metric": "test/acc"},
+    ),
+}
 
 
 @hookimpl

@@ -1,0 +1,69 @@
+"""Turning dataset records into tensors for the tasks: an image bank that
+decodes each distinct image file once, and text tokenisation.
+
+Images go through ``plugins/datasets/images.py`` (``load_image`` and the
+evaluation ``image_transform``), the same preprocessing pretraining uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+
+class ImageBank:
+    """Distinct image files of a split decoded once into one tensor
+    ``[N, 3, S, S]``; ``index(paths)`` maps paths to rows."""
+
+    def __init__(self, paths: Sequence[Path], size: int):
+        from simla_bench.plugins.datasets.images import image_transform, load_image
+
+        self.paths: list[Path] = []
+        self._row: dict[str, int] = {}
+        for p in paths:
+            key = str(p)
+            if key not in self._row:
+                self._row[key] = len(self.paths)
+                self.paths.append(Path(p))
+        transform = image_transform(size, train=False)
+        if self.paths:
+            self.tensor = torch.stack([transform(load_image(p)) for p in self.paths])
+        else:
+            self.tensor = torch.zeros(0, 3, size, size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def index(self, paths: Sequence[Path]) -> torch.Tensor:
+        return torch.tensor([self._row[str(p)] for p in paths], dtype=torch.long)
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_len: int, device: torch.device | str = "cpu"):
+    """Tokenise ``texts`` padded to the longest (truncated to ``max_len``);
+    returns ``(input_ids, attention_mask)`` long tensors on ``device``."""
+    enc = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_len, return_tensors="pt")
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+
+def text_max_len(model, options) -> int:
+    """The option ``max_text_len`` when set (> 0), else the model's own."""
+    value = options.get("max_text_len", 0) or 0
+    if value > 0:
+        return int(value)
+    return int(getattr(model, "max_text_len", 0) or 30)
+
+
+@torch.no_grad()
+def encode_images(model, images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
+    """``model.encode_image`` over ``images`` in batches (no grad)."""
+    out = [model.encode_image(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def encode_texts(model, ids: torch.Tensor, mask: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``model.encode_text`` over token ids in batches (no grad)."""
+    out = [model.encode_text(ids[i:i + batch_size], mask[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0)

@@ -1,0 +1,146 @@
+"""RefCOCO+-style weakly supervised grounding, the ALBEF/SIMLA protocol.
+
+* Fine-tuning: a copy of the model trained with ITC + ITM on
+  (expression, image) pairs of the train split, all expressions of an image
+  positives; boxes are never seen (:mod:`simla_bench.tasks.itc_itm`).
+* Prediction: batched Grad-CAM of the ITM positive logit on one fusion
+  layer's cross-attention (:mod:`simla_bench.tasks.gradcam`), upsampled to the
+  image's pixel size; every proposal scored by ``sum(heat) / sqrt(area)`` and
+  the best one chosen (:mod:`simla_bench.metrics.grounding`).
+* Metrics ``<split>/acc``: share of expressions whose chosen box has IoU >= 0.5
+  with the ground truth (pycocotools), for val, testA, testB (and test_comp),
+  plus ``mean/acc`` over val/testA/testB.  Primary: ``val/acc`` (the split
+  ALBEF selects its checkpoint on and the first one papers report);
+  ``per_example`` holds one 0/1 hit per val expression.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from simla_bench.errors import ConfigError, DataError
+from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.tasks import finetune as ft
+from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
+from simla_bench.tasks.gradcam import batched_gradcam, resolve_layer, upsample
+from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss
+
+REQUIRED = ("val", "testA", "testB")
+
+
+class GroundingTask(Task):
+    """Weakly supervised grounding: Grad-CAM proposal ranking; acc@IoU0.5."""
+
+    version = "1"
+    primary_metric = "val/acc"
+    needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
+    data_kind = "grounding"
+    defaults = ft.load_defaults("grounding")
+
+    def __init__(self, name: str, options=None):
+        super().__init__(name, options)
+        ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
+        if self.options["batch_size"] < 2:
+            raise ConfigError(f"task '{name}': batch_size must be at least 2 (ITM needs in-batch negatives)")
+        layer = self.options["gradcam_layer"]
+        if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
+            raise ConfigError(f"task '{name}': gradcam_layer must be an integer layer index or null, got {layer!r}")
+
+    def finetune(self, model, ctx: TaskContext, device, gen) -> ft.TrainLog:
+        o = self.options
+        records = ctx.data.load("grounding", "train")
+        if not records:
+            raise DataError("grounding: the train split is empty", hint="fine-tuning needs expression/image pairs")
+        bank = ImageBank([r.image for r in records], model.image_size)
+        rows = bank.index([r.image for r in records])
+        image_ids = [r.image_id for r in records]
+        uid = {u: i for i, u in enumerate(dict.fromkeys(image_ids))}
+        idx_all = torch.tensor([uid[u] for u in image_ids])
+        sampler = DistinctImageSampler(image_ids, gen)
+        sentences = [r.sentence for r in records]
+        tok = ctx.tokenizer or model.tokenizer
+        max_len = text_max_len(model, o)
+        steps = ft.steps_for(len(records), o["batch_size"], o["epochs"], o["max_steps"])
+        use_m = o["alpha"] > 0 and "momentum" in getattr(model, "capabilities", ())
+        momentum = model.momentum_model() if use_m else None
+
+        def step_loss(i: int) -> torch.Tensor:
+            pick = sampler.draw(o["batch_size"])
+            ids, mask = tokenize(tok, [sentences[j] for j in pick.tolist()], max_len, device)
+            loss, _ = itc_itm_loss(model, bank.tensor[rows[pick]].to(device), ids, mask, idx_all[pick],
+                                   alpha=o["alpha"], momentum=momentum, generator=gen)
+            return loss
+
+        after = (lambda i: model.update_momentum(o["momentum"])) if use_m else None
+        return ft.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
+                              warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
+                              grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress,
+                              label="grounding fine-tune")
+
+    def predict_boxes(self, model, records, tok, device) -> np.ndarray:
+        """The chosen proposal box ``[N, 4]`` of every expression."""
+        from simla_bench.metrics.grounding import select_proposals
+
+        o = self.options
+        model.eval()
+        bank = ImageBank([r.image for r in records], model.image_size)
+        rows = bank.index([r.image for r in records])
+        max_len = text_max_len(model, o)
+        grid = tuple(model.patch_grid)
+        boxes = np.zeros((len(records), 4), dtype=np.float64)
+        bs = o["eval_batch_size"]
+        for start in range(0, len(records), bs):
+            chunk = records[start:start + bs]
+            ids, mask = tokenize(tok, [r.sentence for r in chunk], max_len, device)
+            with torch.no_grad():
+                image_embeds = model.encode_image(bank.tensor[rows[start:start + bs]].to(device))
+            cams = batched_gradcam(model, image_embeds, ids, mask, o["gradcam_layer"]).float().cpu()
+            sizes = [tuple(r.image_size) for r in chunk]
+            heat = [None] * len(chunk)
+            for size in dict.fromkeys(sizes):          # one upsampling per distinct image size
+                sel = [j for j, s in enumerate(sizes) if s == size]
+                maps = upsample(cams[sel], grid, size).numpy()
+                for j, m in zip(sel, maps):
+                    heat[j] = m
+            picks = select_proposals(heat, [r.proposals for r in chunk])
+            for j, (r, p) in enumerate(zip(chunk, picks)):
+                boxes[start + j] = r.proposals[p] if p >= 0 else (0.0, 0.0, 0.0, 0.0)
+        return boxes
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        from simla_bench.metrics.grounding import grounding_accuracy
+
+        device = ft.resolve_device(ctx.device)
+        gen = ft.seed_everything(ctx.seed)
+        model = ft.copy_model(ctx.model, device)
+        tok = ctx.tokenizer or model.tokenizer
+        log = self.finetune(model, ctx, device, gen)
+        metrics: dict[str, float] = {}
+        per_example: dict[str, list[float]] = {}
+        extra: dict[str, Any] = {"finetune": log.summary(), "gradcam_layer": resolve_layer(model, self.options["gradcam_layer"]),
+                                 "skipped_splits": []}
+        seconds = {"finetune": round(log.seconds, 2)}
+        for split_name in dict.fromkeys([*REQUIRED, *self.options["eval_splits"]]):
+            t0 = time.perf_counter()
+            try:
+                records = ctx.data.load("grounding", split_name)
+            except DataError:
+                if split_name in REQUIRED:
+                    raise
+                extra["skipped_splits"].append(split_name)
+                continue
+            if not records:
+                raise DataError(f"grounding: split '{split_name}' is empty")
+            boxes = self.predict_boxes(model, records, tok, device)
+            result = grounding_accuracy(boxes, [r.box for r in records])
+            metrics[f"{split_name}/acc"] = result["acc"]
+            if split_name == "val":
+                per_example[self.primary_metric] = [float(h) for h in result["hits"]]
+            seconds[f"eval_{split_name}"] = round(time.perf_counter() - t0, 2)
+        metrics["mean/acc"] = float(np.mean([metrics[f"{s}/acc"] for s in REQUIRED]))
+        extra["seconds"] = seconds
+        return TaskResult(metrics=metrics, per_example=per_example, extra=extra)

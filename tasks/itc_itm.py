@@ -1,0 +1,98 @@
+"""The ITC + ITM fine-tuning loss that retrieval and grounding use
+(ALBEF's ``model_retrieval``): every text of the same image is a positive.
+
+* ITC: in-batch image->text and text->image soft cross-entropy with the
+  model's learnable temperature (clamped to [0.001, 0.5]); targets spread
+  over all same-image pairs; with ``alpha > 0`` and a momentum model they are
+  mixed with the momentum model's softmax similarities (distillation).
+  Unlike pretraining there is no feature queue (ALBEF keeps one of 65,536;
+  on the world's small splits a queue would be mostly stale duplicates).
+* ITM: the positive pairs plus, per text, one hard-negative image and, per
+  image, one hard-negative text, sampled from the in-batch softmax
+  similarities with same-image entries zeroed; cross-entropy on the ITM head.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _soft_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -(F.log_softmax(logits, dim=1) * targets).sum(dim=1).mean()
+
+
+def _sample(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One index per row drawn from ``weights`` (rows that are all zero,
+    possible only when a whole batch is one image, fall back to uniform)."""
+    weights = weights.float().cpu()
+    empty = weights.sum(dim=1) <= 0
+    if empty.any():
+        weights[empty] = 1.0
+    return torch.multinomial(weights, 1, generator=generator).squeeze(1)
+
+
+def itc_itm_loss(model, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 idx: torch.Tensor, *, alpha: float = 0.0, momentum=None,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Return ``(loss_itc + loss_itm, parts)`` for one batch.  ``idx[b]`` is
+    the image id of pair ``b`` (pairs sharing it are positives)."""
+    image_embeds = model.encode_image(images)
+    text_embeds = model.encode_text(input_ids, attention_mask)
+    image_feat = model.image_feat(image_embeds)
+    text_feat = model.text_feat(text_embeds)
+    temp = model.temp.clamp(0.001, 0.5)
+    sim_i2t = image_feat @ text_feat.t() / temp
+    sim_t2i = text_feat @ image_feat.t() / temp
+
+    idx = idx.to(images.device).view(-1, 1)
+    pos = (idx == idx.t()).float()
+    targets = pos / pos.sum(dim=1, keepdim=True)
+    t_i2t, t_t2i = targets, targets
+    if alpha > 0 and momentum is not None:
+        with torch.no_grad():
+            m_img = momentum.image_feat(momentum.encode_image(images))
+            m_txt = momentum.text_feat(momentum.encode_text(input_ids, attention_mask))
+            m_sim = m_img @ m_txt.t() / temp
+            t_i2t = alpha * F.softmax(m_sim, dim=1) + (1 - alpha) * targets
+            t_t2i = alpha * F.softmax(m_sim.t(), dim=1) + (1 - alpha) * targets
+    loss_itc = (_soft_ce(sim_i2t, t_i2t) + _soft_ce(sim_t2i, t_t2i)) / 2
+
+    bs = images.shape[0]
+    out_pos = model.fuse(input_ids, attention_mask, image_embeds, text_embeds=text_embeds)
+    with torch.no_grad():
+        same = (idx == idx.t())
+        w_i2t = F.softmax(sim_i2t.float(), dim=1).masked_fill(same, 0)
+        w_t2i = F.softmax(sim_t2i.float(), dim=1).masked_fill(same, 0)
+    neg_img = _sample(w_t2i, generator).to(images.device)   # a negative image per text
+    neg_txt = _sample(w_i2t, generator).to(images.device)   # a negative text per image
+    ids_all = torch.cat([input_ids, input_ids[neg_txt]])
+    mask_all = torch.cat([attention_mask, attention_mask[neg_txt]])
+    txt_emb_all = torch.cat([text_embeds, text_embeds[neg_txt]])
+    img_all = torch.cat([image_embeds[neg_img], image_embeds])
+    out_neg = model.fuse(ids_all, mask_all, img_all, text_embeds=txt_emb_all)
+    logits = model.itm_logits(torch.cat([out_pos.hidden[:, :1], out_neg.hidden[:, :1]]))
+    labels = torch.cat([torch.ones(bs, dtype=torch.long), torch.zeros(2 * bs, dtype=torch.long)]).to(logits.device)
+    loss_itm = F.cross_entropy(logits, labels)
+    return loss_itc + loss_itm, {"itc": float(loss_itc.detach()), "itm": float(loss_itm.detach())}
+
+
+class DistinctImageSampler:
+    """Draws batches of pairs with distinct image ids: ``batch_size`` images
+    at random, then one random pair (e.g. caption) of each."""
+
+    def __init__(self, image_ids: list, generator: torch.Generator):
+        groups: dict = {}
+        for row, image_id in enumerate(image_ids):
+            groups.setdefault(image_id, []).append(row)
+        self.groups = [torch.tensor(rows) for rows in groups.values()]
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def draw(self, batch_size: int) -> torch.Tensor:
+        chosen = torch.randperm(len(self.groups), generator=self.generator)[:batch_size].tolist()
+        return torch.stack([
+            self.groups[g][torch.randint(len(self.groups[g]), (1,), generator=self.generator)[0]] for g in chosen
+        ])

@@ -1,0 +1,128 @@
+"""NLVR2: is a statement true of a pair of images?
+
+* The model fuses the statement with both images:
+  ``model.fuse(ids, mask, [left_embeds, right_embeds])`` runs each fusion layer's
+  cross-attention on the left image and then on the right one with the same
+  weights (ALBEF duplicates its fusion layers with shared key/value
+  projections; see docs/tasks.md for the difference).
+* A copy of the model plus an MLP head (``Linear, GELU, Linear``) on the fused
+  CLS is fine-tuned with cross-entropy; ALBEF's extra one-epoch "text
+  assignment" pre-training stage is not run.
+* Metrics ``<split>/acc`` and ``<split>/consistency`` (lil-lab's rules, via
+  :mod:`simla_bench.metrics.nlvr2`) for dev, test and test_comp.  Primary:
+  ``test/acc``; ``per_example`` holds one 0/1 per test example.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from simla_bench.errors import DataError
+from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.tasks import finetune as ft
+from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
+from simla_bench.tasks.heads import mlp_head
+
+
+class NLVR2Task(Task):
+    """NLVR2: two-image fusion + MLP head; accuracy and consistency."""
+
+    version = "1"
+    primary_metric = "test/acc"
+    needs = frozenset({"text", "fusion", "two_image_fusion"})
+    data_kind = "nlvr2"
+    defaults = ft.load_defaults("nlvr2")
+
+    def __init__(self, name: str, options=None):
+        super().__init__(name, options)
+        ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
+
+    @staticmethod
+    def fused_cls(model, left, right, ids, mask) -> torch.Tensor:
+        images = model.encode_image(torch.cat([left, right]))
+        e1, e2 = images[: len(left)], images[len(left):]
+        return model.fuse(ids, mask, [e1, e2]).hidden[:, 0]
+
+    @torch.no_grad()
+    def predict(self, model, head, records, tok, device) -> dict[str, bool]:
+        o = self.options
+        model.eval()
+        head.eval()
+        bank = ImageBank([p for r in records for p in (r.left, r.right)], model.image_size)
+        left, right = bank.index([r.left for r in records]), bank.index([r.right for r in records])
+        max_len = text_max_len(model, o)
+        preds: dict[str, bool] = {}
+        bs = o["eval_batch_size"]
+        for start in range(0, len(records), bs):
+            chunk = records[start:start + bs]
+            ids, mask = tokenize(tok, [r.sentence for r in chunk], max_len, device)
+            cls = self.fused_cls(model, bank.tensor[left[start:start + bs]].to(device),
+                                 bank.tensor[right[start:start + bs]].to(device), ids, mask)
+            for r, y in zip(chunk, head(cls).argmax(1).tolist()):
+                preds[r.identifier] = bool(y)
+        return preds
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        from simla_bench.metrics.nlvr2 import nlvr2_scores
+
+        o = self.options
+        device = ft.resolve_device(ctx.device)
+        gen = ft.seed_everything(ctx.seed)
+        model = ft.copy_model(ctx.model, device)
+        tok = ctx.tokenizer or model.tokenizer
+        max_len = text_max_len(model, o)
+
+        train = ctx.data.load("nlvr2", "train")
+        if not train:
+            raise DataError("nlvr2: the train split is empty", hint="the classifier is fine-tuned on it")
+        bank = ImageBank([p for r in train for p in (r.left, r.right)], model.image_size)
+        left, right = bank.index([r.left for r in train]), bank.index([r.right for r in train])
+        labels = torch.tensor([int(r.label) for r in train])
+        sentences = [r.sentence for r in train]
+        width = int(getattr(model, "text_width", 0)) or int(model.encode_text(*tokenize(tok, sentences[:1], max_len, device)).shape[-1])
+        head = mlp_head(width, 2).to(device)
+        steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
+        order: list[int] = []
+
+        def step_loss(i: int) -> torch.Tensor:
+            nonlocal order
+            if len(order) < o["batch_size"]:
+                order = order + torch.randperm(len(train), generator=gen).tolist()
+            pick, order = order[: o["batch_size"]], order[o["batch_size"]:]
+            ids, mask = tokenize(tok, [sentences[j] for j in pick], max_len, device)
+            cls = self.fused_cls(model, bank.tensor[left[pick]].to(device), bank.tensor[right[pick]].to(device),
+                                 ids, mask)
+            return F.cross_entropy(head(cls), labels[pick].to(device))
+
+        log = ft.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
+                             warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
+                             grad_clip=o["grad_clip"], lr_mults=[1.0, o["head_lr_mult"]],
+                             progress=ctx.progress, label="nlvr2 fine-tune")
+
+        metrics: dict[str, float] = {}
+        per_example: dict[str, list[float]] = {}
+        extra: dict[str, Any] = {"finetune": log.summary(), "skipped_splits": [],
+                                 "train_true_share": round(100 * float(labels.float().mean()), 2)}
+        seconds = {"finetune": round(log.seconds, 2)}
+        for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
+            t0 = time.perf_counter()
+            try:
+                records = ctx.data.load("nlvr2", split_name)
+            except DataError:
+                if split_name == "test":
+                    raise
+                extra["skipped_splits"].append(split_name)
+                continue
+            preds = self.predict(model, head, records, tok, device)
+            result = nlvr2_scores(preds, {r.identifier: r.label for r in records})
+            metrics[f"{split_name}/acc"] = result.accuracy
+            metrics[f"{split_name}/consistency"] = result.consistency
+            if split_name == "test":
+                per_example[self.primary_metric] = [float(result.per_example[r.identifier]) for r in records]
+            seconds[f"eval_{split_name}"] = round(time.perf_counter() - t0, 2)
+        extra["seconds"] = seconds
+        return TaskResult(metrics=metrics, per_example=per_example, extra=extra)

@@ -1,0 +1,162 @@
+"""Image-text retrieval (COCO/Flickr30K style), the ALBEF/SIMLA protocol.
+
+* ``mode: zero_shot`` scores the pretrained model as it is; ``finetune``
+  (default) first fine-tunes a copy with ITC + ITM, every caption of an image
+  a positive (:mod:`simla_bench.tasks.itc_itm`).
+* Evaluation: ITC similarities of all images x texts, the top-``k``
+  candidates of every query (both directions) re-scored by the ITM positive
+  logit, all other pairs -100 (:mod:`simla_bench.tasks.rerank`, vectorised
+  and batched), then the official ``itm_eval`` recall
+  (:mod:`simla_bench.metrics.retrieval`).
+* Metrics ``<split>/TR@1 ... /r_mean`` for ``test`` and ``test_comp`` (and
+  ``test_zs/...`` for the pretrained model in finetune mode).  Primary:
+  ``test/r_mean``; ``per_example`` holds one value per test image, the
+  image's TR hits and the IR hits of its captions, weighted so that
+  ``r_mean == 100 * mean``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from simla_bench.errors import ConfigError, DataError
+from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.tasks import finetune as ft
+from simla_bench.tasks.data import ImageBank, encode_images, encode_texts, text_max_len, tokenize
+from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss
+from simla_bench.tasks.rerank import itm_scorer, rerank
+
+METRICS = ("TR@1", "TR@5", "TR@10", "IR@1", "IR@5", "IR@10", "tr_mean", "ir_mean", "r_mean")
+MODES = ("finetune", "zero_shot")
+
+
+def per_image_scores(result: dict, img2txt: list[list[int]], n_txt: int) -> list[float]:
+    """One score per image with ``100 * mean == r_mean``: half the image's
+    mean TR hit over K in (1, 5, 10), half its captions' IR hits scaled by
+    ``N_img / N_txt`` (exact for any number of captions per image)."""
+    n_img = len(img2txt)
+    tr = np.mean([result["i2t_hits"][k] for k in (1, 5, 10)], axis=0)      # [N_img]
+    ir = np.mean([result["t2i_hits"][k] for k in (1, 5, 10)], axis=0)      # [N_txt]
+    ir_sum = np.array([ir[t].sum() if len(t) else 0.0 for t in img2txt])
+    return [float(v) for v in 0.5 * tr + 0.5 * ir_sum * n_img / n_txt]
+
+
+@torch.no_grad()
+def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_len: int, batch_size: int,
+                     device) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores_i2t, scores_t2i)`` of one :class:`RetrievalSplit`."""
+    model.eval()
+    bank = ImageBank(split.images, image_size)
+    image_embeds = encode_images(model, bank.tensor[bank.index(split.images)], batch_size, device)
+    ids, mask = tokenize(tokenizer, split.texts, max_len, device)
+    text_embeds = encode_texts(model, ids, mask, batch_size)
+    sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds).t()
+    scorer = itm_scorer(model, image_embeds, ids, mask, text_embeds)
+    s_i2t, s_t2i = rerank(sims.float().cpu(), k, scorer, batch_size=batch_size)
+    return s_i2t.numpy(), s_t2i.numpy()
+
+
+class RetrievalTask(Task):
+    """Image-text retrieval: ITC top-k re-ranked by ITM; TR/IR@1/5/10."""
+
+    version = "1"
+    primary_metric = "test/r_mean"
+    needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
+    data_kind = "retrieval"
+    defaults = ft.load_defaults("retrieval")
+
+    def __init__(self, name: str, options=None):
+        super().__init__(name, options)
+        o = self.options
+        if o["mode"] not in MODES:
+            raise ConfigError(f"task '{name}': mode '{o['mode']}' is not one of {', '.join(MODES)}")
+        ft.check_positive(name, o, "k", "batch_size", "eval_batch_size")
+        if o["batch_size"] < 2:
+            raise ConfigError(f"task '{name}': batch_size must be at least 2 (ITM needs in-batch negatives)")
+
+    # ------------------------------------------------------------------ train
+    def finetune(self, model, ctx: TaskContext, device, gen: torch.Generator) -> ft.TrainLog:
+        o = self.options
+        records = ctx.data.load("retrieval", "train")
+        if not records:
+            raise DataError("retrieval: the train split is empty", hint="fine-tuning needs image-caption pairs")
+        bank = ImageBank([r.image for r in records], model.image_size)
+        rows = bank.index([r.image for r in records])
+        image_ids = [r.image_id for r in records]
+        uid = {u: i for i, u in enumerate(dict.fromkeys(image_ids))}
+        idx_all = torch.tensor([uid[u] for u in image_ids])
+        sampler = DistinctImageSampler(image_ids, gen)
+        captions = [r.caption for r in records]
+        tok = ctx.tokenizer or model.tokenizer
+        max_len = text_max_len(model, o)
+        steps = ft.steps_for(len(records), o["batch_size"], o["epochs"], o["max_steps"])
+        use_m = o["alpha"] > 0 and "momentum" in getattr(model, "capabilities", ())
+        momentum = model.momentum_model() if use_m else None
+
+        def step_loss(i: int) -> torch.Tensor:
+            pick = sampler.draw(o["batch_size"])
+            ids, mask = tokenize(tok, [captions[j] for j in pick.tolist()], max_len, device)
+            loss, _ = itc_itm_loss(model, bank.tensor[rows[pick]].to(device), ids, mask, idx_all[pick],
+                                   alpha=o["alpha"], momentum=momentum, generator=gen)
+            return loss
+
+        after = (lambda i: model.update_momentum(o["momentum"])) if use_m else None
+        return ft.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
+                              warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
+                              grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress,
+                              label="retrieval fine-tune")
+
+    # ------------------------------------------------------------------ eval
+    def evaluate(self, model, ctx: TaskContext, split_name: str, device) -> tuple[dict, list[float]] | None:
+        from simla_bench.metrics.retrieval import itm_eval
+
+        o = self.options
+        try:
+            split = ctx.data.load("retrieval", split_name)
+        except DataError:
+            if split_name == "test":
+                raise
+            return None
+        if split is None:
+            return None
+        s_i2t, s_t2i = retrieval_scores(model, split, ctx.tokenizer or model.tokenizer, k=o["k"],
+                                        image_size=model.image_size, max_len=text_max_len(model, o),
+                                        batch_size=o["eval_batch_size"], device=device)
+        result = itm_eval(s_i2t, s_t2i, split.txt2img, split.img2txt)
+        metrics = {f"{split_name}/{m}": float(result[m]) for m in METRICS}
+        return metrics, per_image_scores(result, split.img2txt, len(split.texts))
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        o = self.options
+        device = ft.resolve_device(ctx.device)
+        gen = ft.seed_everything(ctx.seed)
+        model = ft.copy_model(ctx.model, device)
+        metrics: dict[str, float] = {}
+        extra: dict[str, Any] = {"mode": o["mode"], "k": o["k"], "skipped_splits": []}
+        timings: dict[str, float] = {}
+        if o["mode"] == "finetune":
+            if o["zero_shot_eval"]:
+                t0 = time.perf_counter()
+                zs, _ = self.evaluate(model, ctx, "test", device)
+                metrics.update({k.replace("test/", "test_zs/", 1): v for k, v in zs.items()})
+                timings["zero_shot_eval"] = time.perf_counter() - t0
+            log = self.finetune(model, ctx, device, gen)
+            extra["finetune"] = log.summary()
+            timings["finetune"] = log.seconds
+        per_example: dict[str, list[float]] = {}
+        for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
+            t0 = time.perf_counter()
+            out = self.evaluate(model, ctx, split_name, device)
+            if out is None:
+                extra["skipped_splits"].append(split_name)
+                continue
+            metrics.update(out[0])
+            if split_name == "test":
+                per_example[self.primary_metric] = out[1]
+            timings[f"eval_{split_name}"] = time.perf_counter() - t0
+        extra["seconds"] = {k: round(v, 2) for k, v in timings.items()}
+        return TaskResult(metrics=metrics, per_example=per_example, extra=extra)

@@ -1,0 +1,141 @@
+"""VQA v2: answer classification over the answer vocabulary on the fused CLS.
+
+* Vocabulary: the training split's answers (:mod:`simla_bench.tasks.answers`).
+* Fine-tuning: a copy of the model plus an MLP head (``2 x width``, LayerNorm)
+  on the fused CLS of (image, question); loss = binary cross-entropy against
+  soft targets (each answer's official accuracy for the question), summed over
+  answers and averaged over questions.
+* Prediction: the arg-max answer; scored with the official VQA accuracy
+  (:func:`simla_bench.metrics.vqa.vqa_accuracy`), overall and per answer type.
+* Metrics ``<split>/overall`` and ``<split>/<answer type>`` (a ``/`` in an
+  answer type such as ``yes/no`` becomes ``_``: ``test/yes_no``) for val,
+  test and test_comp.  Primary: ``test/overall``; ``per_example`` holds each
+  test question's unrounded accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from simla_bench.errors import ConfigError, DataError
+from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.tasks import finetune as ft
+from simla_bench.tasks.answers import AnswerVocab
+from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
+from simla_bench.tasks.heads import fusion_width, mlp_head
+
+
+def type_key(answer_type: str) -> str:
+    return answer_type.replace("/", "_").replace(" ", "_")
+
+
+def annotations_of(records) -> list[dict]:
+    """The records as the official evaluator's annotation dicts."""
+    return [{"question_id": r.question_id, "answers": list(r.answers), "answer_type": r.answer_type,
+             "question_type": r.question_type} for r in records]
+
+
+class VQATask(Task):
+    """VQA v2: classifier over the answer vocabulary; official VQA accuracy."""
+
+    version = "1"
+    primary_metric = "test/overall"
+    needs = frozenset({"text", "fusion"})
+    data_kind = "vqa"
+    defaults = ft.load_defaults("vqa")
+
+    def __init__(self, name: str, options=None):
+        super().__init__(name, options)
+        ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
+        if self.options["max_answers"] < 0:
+            raise ConfigError(f"task '{name}': max_answers must be >= 0 (0 = every training answer)")
+
+    def logits(self, model, head, images, ids, mask) -> torch.Tensor:
+        out = model.fuse(ids, mask, model.encode_image(images))
+        return head(out.hidden[:, 0])
+
+    @torch.no_grad()
+    def predict(self, model, head, vocab: AnswerVocab, records, tok, device) -> dict:
+        o = self.options
+        model.eval()
+        head.eval()
+        bank = ImageBank([r.image for r in records], model.image_size)
+        rows = bank.index([r.image for r in records])
+        max_len = text_max_len(model, o)
+        preds: dict = {}
+        bs = o["eval_batch_size"]
+        for start in range(0, len(records), bs):
+            chunk = records[start:start + bs]
+            ids, mask = tokenize(tok, [r.question for r in chunk], max_len, device)
+            best = self.logits(model, head, bank.tensor[rows[start:start + bs]].to(device), ids, mask).argmax(1)
+            for r, j in zip(chunk, best.tolist()):
+                preds[r.question_id] = vocab.answers[j]
+        return preds
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        from simla_bench.metrics.vqa import vqa_accuracy
+
+        o = self.options
+        device = ft.resolve_device(ctx.device)
+        gen = ft.seed_everything(ctx.seed)
+        model = ft.copy_model(ctx.model, device)
+        tok = ctx.tokenizer or model.tokenizer
+        max_len = text_max_len(model, o)
+
+        train = ctx.data.load("vqa", "train").records
+        if not train:
+            raise DataError("vqa: the train split is empty", hint="the answer vocabulary is built from it")
+        vocab = AnswerVocab.build([r.answers for r in train], o["max_answers"])
+        targets = vocab.targets([r.answers for r in train])
+        bank = ImageBank([r.image for r in train], model.image_size)
+        rows = bank.index([r.image for r in train])
+        questions = [r.question for r in train]
+        probe_ids, probe_mask = tokenize(tok, questions[:1], max_len, device)
+        width = fusion_width(model, bank.tensor[rows[:1]].to(device), probe_ids, probe_mask)
+        head = mlp_head(width, len(vocab), hidden=2 * width, norm=True).to(device)
+        steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
+        order: list[int] = []
+
+        def step_loss(i: int) -> torch.Tensor:
+            nonlocal order
+            if len(order) < o["batch_size"]:
+                order = order + torch.randperm(len(train), generator=gen).tolist()
+            pick, order = order[: o["batch_size"]], order[o["batch_size"]:]
+            ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device)
+            logits = self.logits(model, head, bank.tensor[rows[pick]].to(device), ids, mask)
+            tgt = targets[pick].to(device)
+            return F.binary_cross_entropy_with_logits(logits, tgt, reduction="sum") / len(pick)
+
+        log = ft.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
+                             warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
+                             grad_clip=o["grad_clip"], lr_mults=[1.0, o["head_lr_mult"]],
+                             progress=ctx.progress, label="vqa fine-tune")
+
+        metrics: dict[str, float] = {}
+        per_example: dict[str, list[float]] = {}
+        extra: dict[str, Any] = {"vocab_size": len(vocab), "finetune": log.summary(), "skipped_splits": [],
+                                 "train_ceiling": round(100 * vocab.coverage([r.answers for r in train]), 2)}
+        seconds = {"finetune": round(log.seconds, 2)}
+        for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
+            t0 = time.perf_counter()
+            try:
+                split = ctx.data.load("vqa", split_name)
+            except DataError:
+                if split_name == "test":
+                    raise
+                extra["skipped_splits"].append(split_name)
+                continue
+            preds = self.predict(model, head, vocab, split.records, tok, device)
+            result = vqa_accuracy(preds, annotations_of(split.records))
+            metrics[f"{split_name}/overall"] = result.overall
+            for atype, acc in result.per_answer_type.items():
+                metrics[f"{split_name}/{type_key(atype)}"] = acc
+            if split_name == "test":
+                per_example[self.primary_metric] = [result.raw_per_question[r.question_id] for r in split.records]
+            seconds[f"eval_{split_name}"] = round(time.perf_counter() - t0, 2)
+        extra["seconds"] = seconds
+        return TaskResult(metrics=metrics, per_example=per_example, extra=extra)
