@@ -10,7 +10,26 @@ from simla_bench.hookspecs import hookimpl
 SIMLA_BENCH_CONTRACT = 1
 
 #: name -> (target, one-line summary, metadata)
-COMPONENTS: dict[str, tuple[str, str, dict]] = {}
+COMPONENTS: dict[str, tuple[str, str, dict]] = {
+    "itc": ("simla_bench.plugins.objectives.itc:ITC",
+            "image-text contrastive loss with momentum queue and distillation (ALBEF)",
+            {"needs": ["text", "momentum"]}),
+    "itm": ("simla_bench.plugins.objectives.itm:ITM",
+            "image-text matching on the fused CLS with in-batch hard negatives",
+            {"needs": ["text", "fusion", "itm_head"]}),
+    "mlm": ("simla_bench.plugins.objectives.mlm:MLM",
+            "image-conditioned masked language modelling (BERT masking 15%), distilled",
+            {"needs": ["fusion", "mlm_head"]}),
+    "mim": ("simla_bench.plugins.objectives.mim:MIM",
+            "text-conditioned masked image modelling on discrete visual tokens (block masking)",
+            {"needs": ["fusion", "mim_head"]}),
+    "xmm": ("simla_bench.plugins.objectives.xmm:XMM",
+            "SIMLA's symmetric cross-modality reconstruction: MLM + MIM",
+            {"needs": ["fusion", "mlm_head", "mim_head"]}),
+    "psl": ("simla_bench.plugins.objectives.psl:PSL",
+            "pseudo-keyword supervision: the visual encoder predicts attention-voted caption keywords",
+            {"needs": ["fusion", "concept_head", "momentum"]}),
+}
 
 
 @hookimpl
