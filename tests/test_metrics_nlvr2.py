@@ -1,0 +1,43 @@
+"""NLVR2 accuracy and consistency with the official identifier rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from simla_bench.metrics.nlvr2 import nlvr2_scores, sentence_key
+
+
+def test_sentence_key_blanks_the_pair_index():
+    assert sentence_key("dev-850-0-1") == "dev-850--1"
+    assert sentence_key("dev-850-3-1") == "dev-850--1"
+    assert sentence_key("dev-850-0-0") != sentence_key("dev-850-0-1")
+    assert sentence_key("test1-12-2-0") == "test1-12--0"
+    with pytest.raises(ValueError):
+        sentence_key("dev-850")
+
+
+def test_one_wrong_pair_breaks_consistency():
+    labels = {"dev-1-0-0": True, "dev-1-1-0": False, "dev-1-2-0": True,   # sentence dev-1--0
+              "dev-2-0-1": False, "dev-2-1-1": True}                      # sentence dev-2--1
+    preds = dict(labels)
+    res = nlvr2_scores(preds, labels)
+    assert res.accuracy == 100.0 and res.consistency == 100.0 and res.sentences == 2
+    preds["dev-1-1-0"] = True  # one wrong pair
+    res = nlvr2_scores(preds, labels)
+    assert res.accuracy == 80.0 and res.accuracy_fraction == 0.8
+    assert res.consistency == 50.0 and res.consistency_fraction == 0.5
+    assert res.per_example["dev-1-1-0"] is False
+
+
+def test_same_set_different_sentence_are_separate():
+    labels = {"dev-7-0-0": True, "dev-7-0-1": True}
+    res = nlvr2_scores({"dev-7-0-0": True, "dev-7-0-1": False}, labels)
+    assert res.sentences == 2 and res.consistency == 50.0
+
+
+def test_missing():
+    labels = {"dev-1-0-0": True, "dev-1-1-0": True}
+    with pytest.raises(KeyError):
+        nlvr2_scores({"dev-1-0-0": True}, labels)
+    res = nlvr2_scores({"dev-1-0-0": True}, labels, allow_missing=True)
+    assert res.missing == 1 and res.accuracy == 50.0 and res.consistency == 0.0
