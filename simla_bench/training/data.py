@@ -1,0 +1,182 @@
+"""Pretraining data: a Dataset over ``PairRecord``s, a deterministic global-batch
+sampler, and a collate that tokenises.
+
+Determinism does not depend on worker count or world size:
+
+* the order of an epoch is ``randperm(n)`` from a generator seeded with
+  ``(seed, epoch)``; micro-batch ``p`` of the run is the contiguous global
+  slice ``p*B .. (p+1)*B`` of its epoch's order (``B`` = global batch), and
+  rank ``r`` of ``W`` takes the ``r``-th of ``W`` equal contiguous pieces of it.
+  Gathering the ranks' pieces in rank order therefore gives exactly the batch
+  a single process sees, and a run can resume at any world size from the
+  global micro-batch position (like ``DistributedSampler``, but sharding by
+  contiguous slices of each global batch instead of by stride);
+* every sample's random augmentation is seeded from ``(seed, epoch, index)``.
+
+``data_fraction`` keeps a nested subset: the first ``ceil(f*n)`` records of a
+fixed (seed-independent) permutation, so smaller fractions are subsets of
+larger ones and every seed trains on the same subset.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from simla_bench.training.errors import DataTooSmallError
+
+_SUBSET_SEED = 20220329  # fixed: the data_fraction subset does not change with the run seed
+
+
+def subset_records(records: Sequence[Any], fraction: float) -> list[Any]:
+    """The nested, seed-independent ``fraction`` of ``records`` (order kept)."""
+    records = list(records)
+    if fraction >= 1.0:
+        return records
+    n = len(records)
+    keep = max(1, math.ceil(fraction * n))
+    gen = torch.Generator().manual_seed(_SUBSET_SEED)
+    chosen = sorted(torch.randperm(n, generator=gen)[:keep].tolist())
+    return [records[i] for i in chosen]
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The augmentation seed of one sample (a pure function of its position)."""
+    return (((seed * 1_000_003) + epoch) * 10_000_019 + index) % (2**63 - 1)
+
+
+@contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """Seed python/numpy/torch (CPU) RNGs for a block and restore them after."""
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+class PairDataset(Dataset):
+    """Indexed by ``(index, epoch)``; returns ``(image tensor, caption, image_id, index)``."""
+
+    def __init__(self, records: Sequence[Any], transform: Callable[[Any], torch.Tensor], seed: int,
+                 loader: Callable[[Any], Any] | None = None):
+        self.records = list(records)
+        self.transform = transform
+        self.seed = int(seed)
+        if loader is None:
+            from simla_bench.plugins.datasets.images import load_image
+
+            loader = load_image
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, str, str, int]:
+        index, epoch = key
+        rec = self.records[index]
+        image = self.loader(rec.image)
+        with seeded_rng(sample_seed(self.seed, epoch, index)):
+            tensor = self.transform(image)
+        return tensor, rec.caption, str(rec.image_id), index
+
+
+class GlobalBatchSampler(Sampler):
+    """Yields, for micro-batch positions ``start, start+1, ...`` (forever), this
+    rank's list of ``(index, epoch)`` keys (see the module docstring)."""
+
+    def __init__(self, n: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1, start: int = 0):
+        if global_batch % world_size:
+            raise DataTooSmallError(
+                f"pretrain.batch_size {global_batch} is not divisible by the world size {world_size}",
+                hint="choose a batch size that is a multiple of the number of processes")
+        if n < global_batch:
+            raise DataTooSmallError(
+                f"only {n} pretraining pairs, fewer than one batch of {global_batch}",
+                hint="lower pretrain.batch_size or raise pretrain.data_fraction / the dataset size")
+        self.n = n
+        self.global_batch = global_batch
+        self.local_batch = global_batch // world_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.start = start
+        self.per_epoch = n // global_batch  # incomplete global batches are dropped
+        self._perm_epoch = -1
+        self._perm: list[int] = []
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        if epoch != self._perm_epoch:
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._perm = torch.randperm(self.n, generator=gen).tolist()
+            self._perm_epoch = epoch
+        return self._perm
+
+    def keys_at(self, position: int) -> list[tuple[int, int]]:
+        epoch, within = divmod(position, self.per_epoch)
+        order = self.epoch_order(epoch)
+        lo = within * self.global_batch + self.rank * self.local_batch
+        return [(i, epoch) for i in order[lo:lo + self.local_batch]]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        position = self.start
+        while True:
+            yield self.keys_at(position)
+            position += 1
+
+
+class Collate:
+    """Stacks images and tokenises captions (``max_len`` tokens, padded to the longest)."""
+
+    def __init__(self, tokenizer: Any, max_len: int):
+        self.tokenizer = tokenizer
+        self.max_len = max_len
+
+    def __call__(self, items: list[tuple[torch.Tensor, str, str, int]]) -> dict[str, Any]:
+        images = torch.stack([it[0] for it in items])
+        captions = [it[1] for it in items]
+        tok = self.tokenizer(captions, padding="longest", truncation=True, max_length=self.max_len,
+                             return_tensors="pt")
+        return {
+            "images": images,
+            "input_ids": tok["input_ids"],
+            "attention_mask": tok["attention_mask"],
+            "captions": captions,
+            "image_ids": [it[2] for it in items],
+            "indices": torch.tensor([it[3] for it in items], dtype=torch.long),
+        }
+
+
+def build_loader(records: Sequence[Any], *, tokenizer: Any, max_text_len: int, image_size: int, augment: bool,
+                 global_batch: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1,
+                 num_workers: int = 0, transform: Callable[[Any], torch.Tensor] | None = None,
+                 pin_memory: bool = False) -> tuple[DataLoader, GlobalBatchSampler]:
+    """An endless loader of this rank's micro-batches from position ``start``."""
+    if transform is None:
+        from simla_bench.plugins.datasets.images import image_transform
+
+        transform = image_transform(image_size, train=augment)
+    dataset = PairDataset(records, transform, seed)
+    sampler = GlobalBatchSampler(len(dataset), global_batch, seed, rank, world_size, start)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collate(tokenizer, max_text_len),
+                        num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
+                        # its own generator: creating the iterator must not draw from the global RNG
+                        generator=torch.Generator().manual_seed(seed))
+    return loader, sampler
+
+
+def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    nb = device.type == "cuda"
+    return {k: (v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
