@@ -1,0 +1,67 @@
+"""``simla-bench report``: the leaderboard of one or more run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from simla_bench.cli.common import console, err_console
+
+FORMATS = ("rich", "markdown", "csv", "json", "latex")
+
+
+def render_report(records, *, fmt: str = "rich", detail: bool = False, baseline: str | None = None,
+                  out: str | None = None, plot_path: str | None = None, n_boot: int = 2000, title: str | None = None):
+    """Build and show/export the leaderboard for ``records`` (shared with ``run``)."""
+    from simla_bench.report import export, leaderboard
+
+    board = leaderboard.build(records, detail=detail, baseline=baseline, n_boot=n_boot)
+    if fmt == "rich" and out is None:
+        console.print(export.to_rich(board, title=title or "simla-bench leaderboard"))
+    else:
+        text = export.render(board, "markdown" if fmt == "rich" else fmt)
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(text, encoding="utf-8")
+            err_console.print(f"wrote {out}", highlight=False)
+        else:
+            click.echo(text, nl=False)
+    if plot_path:
+        from simla_bench.report.plot import plot
+
+        plot(board, plot_path)
+        err_console.print(f"wrote {plot_path}", highlight=False)
+    return board
+
+
+@click.command("report")
+@click.argument("run_dirs", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--detail", is_flag=True, help="Show every metric of every task, not only the primary one.")
+@click.option("--baseline", metavar="ROW", help="Row (label or objective set, e.g. itc) to compare against.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="rich", show_default=True,
+              help="Table format (rich for the terminal).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write the table to this file instead of stdout.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also draw the leaderboard to FILE.png.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(100, 1_000_000), default=2000, show_default=True,
+              help="Paired bootstrap resamples for significance marks.")
+def report_command(run_dirs, detail, baseline, fmt, out, plot_path, n_boot):
+    """Render the leaderboard of one or more run directories (merged; the same
+    cells in several directories count once).
+
+    \b
+    Examples:
+      simla-bench report runs/default
+      simla-bench report runs/ablation --baseline itc --detail
+      simla-bench report runs/a runs/b --format latex --out table.tex --plot matrix.png
+    """
+    from simla_bench.report.records import load_run_dirs
+
+    loaded = load_run_dirs(run_dirs or ["runs/default"])
+    for w in loaded.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    render_report(loaded.records, fmt=fmt, detail=detail, baseline=baseline, out=out, plot_path=plot_path,
+                  n_boot=n_boot)
+
+
+COMMANDS = [report_command]

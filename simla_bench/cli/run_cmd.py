@@ -1,0 +1,94 @@
+"""``simla-bench run``: pretrain each objective set, run every task, print the
+leaderboard.  Finished cells are kept and reused; an interrupted run resumes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from simla_bench.cli.common import err_console, warn_plugin_problems
+
+
+def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device):
+    from simla_bench.config import CONFIG_DIR, apply_overrides, load_config, load_yaml, parse_config
+    from simla_bench.errors import ConfigError
+
+    cfg = load_config(config)
+    if ablate or matrix_file:
+        if objectives:
+            raise ConfigError("--objectives and --ablate/--matrix both choose the rows", hint="give only one of them")
+        mpath = Path(matrix_file) if matrix_file else CONFIG_DIR / "ablation.yaml"
+        mdata = load_yaml(mpath)
+        rows = mdata if isinstance(mdata, list) else mdata.get("matrix")
+        if not rows:
+            raise ConfigError(f"{mpath}: no 'matrix:' list of rows", hint="see configs/ablation.yaml for the format")
+        data = cfg.model_dump()
+        data["matrix"] = rows
+        if isinstance(mdata, dict) and out is None and mdata.get("output_dir") and config is None:
+            data["output_dir"] = mdata["output_dir"]
+        cfg = parse_config(data, str(mpath))
+    return apply_overrides(cfg, objectives=objectives, tasks=tasks, seeds=seeds, out=out, world=world,
+                           data_fractions=data_fraction, steps=steps, device=device)
+
+
+@click.command("run")
+@click.option("--objectives", help="Comma-separated objective set for one row, e.g. itc,xmm,psl.")
+@click.option("--tasks", help="Comma-separated tasks (columns), e.g. retrieval,vqa.")
+@click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2; each row is repeated per seed.")
+@click.option("--world", type=click.Choice(["tiny", "small", "base"]), help="Built-in world preset.")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="Experiment YAML (default: configs/default.yaml).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: the config's output_dir).")
+@click.option("--ablate", is_flag=True, help="Run the objective ablation rows of configs/ablation.yaml.")
+@click.option("--matrix", "matrix_file", type=click.Path(dir_okay=False), help="YAML file with a 'matrix:' list of rows.")
+@click.option("--data-fraction", "data_fraction", help="Sweep pretraining data, e.g. 0.1,0.25,1.0.")
+@click.option("--steps", type=click.IntRange(0), help="Pretraining steps (overrides pretrain.steps).")
+@click.option("--device", help="cpu, cuda, cuda:1 ... (default: the config's, auto).")
+@click.option("--force", is_flag=True, help="Recompute cells (and pretraining) even if finished.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display; warnings and the leaderboard only.")
+@click.option("--log-jsonl", type=click.Path(dir_okay=False), help="Append run events to this JSON-lines file.")
+@click.option("--baseline", metavar="ROW", help="Row to compare against in the final leaderboard.")
+def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_file, data_fraction, steps, device,
+                force, quiet, log_jsonl, baseline):
+    """Pretrain each objective set, score it on every task, print the leaderboard.
+
+    With no options this runs configs/default.yaml on the built-in world
+    (generated on first use).  Rerunning the same command recomputes nothing
+    that is finished; an interrupted run resumes from its last checkpoint.
+
+    \b
+    Examples:
+      simla-bench run
+      simla-bench run --objectives itc,xmm,psl --world tiny --steps 50
+      simla-bench run --ablate --seeds 0,1,2 --baseline itc
+      simla-bench run --objectives itc,itm --data-fraction 0.1,0.25,1.0
+    """
+    from simla_bench.cli.report_cmd import render_report
+    from simla_bench.registry import get_registry
+    from simla_bench.runner.matrix import MatrixRunner
+    from simla_bench.runner.pipeline import get_pipeline
+    from simla_bench.runner.progress import make_progress
+
+    if log_jsonl:
+        os.environ["SIMLA_BENCH_JSONL"] = str(Path(log_jsonl).resolve())
+    cfg = _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device)
+    registry = get_registry()
+    warn_plugin_problems(registry)
+    progress = make_progress(quiet)
+    try:
+        result = MatrixRunner(cfg, registry, get_pipeline(), cfg.output_dir, progress=progress, force=force).run()
+    finally:
+        progress.close()
+    if result.records:
+        render_report(result.records, baseline=baseline, title=f"leaderboard: {cfg.output_dir}")
+    if not quiet:
+        err_console.print(f"{result.computed} cells computed, {result.cached} reused; records in {result.run_dir}/cells",
+                          highlight=False)
+    for failure in result.failures:
+        err_console.print(f"[bold red]failed:[/] {failure}", highlight=False, soft_wrap=True)
+    if result.failures:
+        raise SystemExit(1)
+
+
+COMMANDS = [run_command]

@@ -1,0 +1,70 @@
+"""Loading cell records from one or more run directories.
+
+Records with the same cell key are the same result: they are kept once (the
+first directory given wins).  Corrupt records are reported and skipped, never
+used.  Records are ordered by each directory's manifest (row order as run,
+then seed, then task order), so tables list rows in the order of the
+experiment (e.g. SIMLA Table 1's cumulative sequence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from simla_bench.errors import UserError
+from simla_bench.runner.store import RunStore
+
+
+@dataclass
+class LoadedRecords:
+    records: list[dict]
+    warnings: list[str] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def order_records(records: list[dict], row_order: list[str] | None = None, task_order: list[str] | None = None) -> list[dict]:
+    rows = list(row_order or [])
+    tasks = list(task_order or [])
+    for r in records:
+        if r["row_key"] not in rows:
+            rows.append(r["row_key"])
+        if r["task"] not in tasks:
+            tasks.append(r["task"])
+    return sorted(records, key=lambda r: (rows.index(r["row_key"]), r["seed"], tasks.index(r["task"])))
+
+
+def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise UserError("no run directory given", hint="pass one or more RUN_DIRs, e.g. runs/default")
+    seen: dict[str, dict] = {}
+    warnings: list[str] = []
+    row_order: list[str] = []
+    task_order: list[str] = []
+    duplicates = 0
+    for path in paths:
+        if not path.is_dir():
+            raise UserError(f"run directory '{path}' does not exist", hint="pass the --out directory of a `simla-bench run`")
+        store = RunStore(path)
+        store.check_compatible()
+        manifest = store.read_manifest() or {}
+        for row in manifest.get("rows", []):
+            if row.get("row_key") and row["row_key"] not in row_order:
+                row_order.append(row["row_key"])
+        for cell in manifest.get("cells", []):
+            if cell.get("task") and cell["task"] not in task_order:
+                task_order.append(cell["task"])
+        for file, read in store.iter_records():
+            if read.problem:
+                warnings.append(f"skipping corrupt record {file}: {read.problem} (rerun `simla-bench run` to recompute it)")
+                continue
+            key = read.record["key"]
+            if key in seen:
+                duplicates += 1
+                continue
+            seen[key] = read.record
+    if not seen:
+        raise UserError(f"no finished cells in {', '.join(map(str, paths))}", hint="run `simla-bench run --out DIR` first")
+    return LoadedRecords(order_records(list(seen.values()), row_order, task_order), warnings, duplicates)

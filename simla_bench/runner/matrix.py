@@ -1,0 +1,344 @@
+"""The matrix runner: plan the cells, skip the finished ones, pretrain each
+(row, seed) once (resuming from its checkpoint), run its missing tasks, and
+write one record per finished cell.
+
+Faults stay local: a NaN/inf loss or an exception in a plugin stops that row
+(or, inside a task, that cell) with a one-line message; the other rows go on.
+Observers are told through ``registry.notify`` (``on_run_start``,
+``on_cell_finished``, ``on_run_finished``).  Nothing here knows a particular
+objective or task.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simla_bench import __version__
+from simla_bench.config import ExperimentConfig
+from simla_bench.errors import PluginError, UserError
+from simla_bench.interfaces import TaskContext, TaskResult
+from simla_bench.runner import curves, keys
+from simla_bench.runner.cells import Cell, Matrix, Row, check_capabilities, check_names, expand, resolve_objectives
+from simla_bench.runner.pipeline import Pipeline, PreparedData
+from simla_bench.runner.progress import Progress
+from simla_bench.runner.store import SCHEMA_VERSION, RunStore, atomic_write_json
+
+
+@dataclass
+class PlannedCell:
+    cell: Cell
+    key: str
+    pretrain_key: str
+    row_key: str
+    key_parts: dict[str, Any]
+    task_cls: Any
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    records: list[dict] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    cached: int = 0
+    computed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _describe_exc(exc: BaseException) -> str:
+    if isinstance(exc, UserError):
+        return exc.one_line()
+    return f"{type(exc).__name__}: {exc}"
+
+
+class MatrixRunner:
+    """Runs one experiment config into one run directory."""
+
+    def __init__(self, cfg: ExperimentConfig, registry, pipeline: Pipeline, run_dir: str | Path,
+                 progress: Progress | None = None, force: bool = False, rows: list[Row] | None = None,
+                 seeds: list[int] | None = None):
+        self.cfg = cfg
+        self.registry = registry
+        self.pipeline = pipeline
+        self.store = RunStore(run_dir)
+        self.progress = progress or Progress()
+        self.force = force
+        self.only_rows = rows
+        self.only_seeds = seeds
+        self.cfg_dump = cfg.model_dump(mode="json")
+        self._tokenizer: Any = None
+
+    # ------------------------------------------------------------ planning
+    def matrix(self) -> Matrix:
+        matrix = expand(self.cfg)
+        check_names(self.cfg, matrix, self.registry)
+        if self.only_rows is not None:
+            wanted = {(r.objective_set, r.data_fraction) for r in self.only_rows}
+            matrix.rows = [r for r in matrix.rows if (r.objective_set, r.data_fraction) in wanted]
+        if self.only_seeds is not None:
+            matrix.seeds = [s for s in matrix.seeds if s in self.only_seeds]
+        return matrix
+
+    def plan(self, matrix: Matrix, data: dict[str, PreparedData]) -> list[PlannedCell]:
+        pre_ds = self.cfg.pretrain.dataset
+        pre_sum = keys.manifest_checksum(data[pre_ds].manifest)
+        planned = []
+        for row in matrix.rows:
+            objectives = resolve_objectives(self.cfg, row)
+            for seed in matrix.seeds:
+                pparts = keys.pretrain_key_parts(self.cfg_dump, objectives, row.data_fraction, seed, pre_sum, __version__)
+                pkey, rkey = keys.digest(pparts), keys.row_key_of(pparts)
+                for task in matrix.tasks:
+                    tc = self.cfg.tasks[task]
+                    cls = self.registry.load("task", task)
+                    cparts = keys.cell_key_parts(pkey, task, cls.version, tc.options,
+                                                 self.cfg_dump["datasets"][tc.dataset],
+                                                 keys.manifest_checksum(data[tc.dataset].manifest))
+                    planned.append(PlannedCell(Cell(row, seed, task), keys.digest(cparts), pkey, rkey,
+                                               {"pretrain": pparts, "cell": cparts}, cls))
+        return planned
+
+    def _finished(self, pc: PlannedCell) -> dict | None:
+        """A valid stored record, or None (a corrupt one is reported and moved aside)."""
+        read = self.store.read_record(pc.key)
+        if read.problem:
+            moved = self.store.quarantine(pc.key)
+            self.progress.warn(
+                f"cell record {pc.key} ({pc.cell.row.label}, seed {pc.cell.seed}, {pc.cell.task}) is corrupt: "
+                f"{read.problem}; moved to {moved.name} and recomputing")
+        return read.record
+
+    # ------------------------------------------------------------ running
+    def run(self) -> RunResult:
+        matrix = self.matrix()
+        for note in matrix.notes:
+            self.progress.info(note)
+        self.store.ensure()
+        result = RunResult(self.store.root)
+        device = self.pipeline.resolve_device(self.cfg)
+        env = self.pipeline.environment(device)
+        names = list(dict.fromkeys([self.cfg.pretrain.dataset] + [self.cfg.tasks[t].dataset for t in matrix.tasks]))
+        data = self.pipeline.prepare(self.cfg, self.registry, names, self.progress.task_callback())
+        planned = self.plan(matrix, data)
+
+        if self.force:
+            for pc in planned:
+                self.store.delete_record(pc.key)
+            for pkey in {pc.pretrain_key for pc in planned}:
+                shutil.rmtree(self.store.pretrain_dir / pkey, ignore_errors=True)
+        done = {pc.key: self._finished(pc) for pc in planned}
+        result.cached = sum(1 for r in done.values() if r is not None)
+
+        run_info = {
+            "run_dir": str(self.store.root), "config_name": self.cfg.name, "cells": len(planned),
+            "cached": result.cached, "rows": [r.label for r in matrix.rows], "seeds": matrix.seeds,
+            "tasks": matrix.tasks, "started": _now(),
+        }
+        self.store.update_manifest(self._manifest(planned, data, env, run_info))
+        result.warnings += self._notify("on_run_start", run=run_info)
+        self.progress.run_start(len(planned), result.cached, str(self.store.root))
+        for pc in planned:
+            if done[pc.key] is not None:
+                self.progress.cell_done("cached", self._cell_text(pc, done[pc.key]))
+
+        if any(r is None for r in done.values()):
+            self._prepare_model_checks(matrix, data)
+        groups: dict[str, list[PlannedCell]] = {}
+        for pc in planned:
+            groups.setdefault(pc.pretrain_key, []).append(pc)
+        for pkey, cells in groups.items():
+            if all(done[pc.key] is not None for pc in cells):
+                continue
+            self._run_group(pkey, cells, done, data, env, device, result)
+
+        result.records = [done[pc.key] for pc in planned if done[pc.key] is not None]
+        run_info["finished"] = _now()
+        run_info["failures"] = result.failures
+        result.warnings += self._notify("on_run_finished", run=run_info, records=result.records)
+        return result
+
+    def _notify(self, hook: str, **kwargs: Any) -> list[str]:
+        warnings = self.registry.notify(hook, **kwargs)
+        for w in warnings:
+            self.progress.warn(w)
+        return warnings
+
+    def _prepare_model_checks(self, matrix: Matrix, data: dict[str, PreparedData]) -> None:
+        """Build the tokenizer once and a probe model; refuse unusable objective/task sets."""
+        pre = data[self.cfg.pretrain.dataset]
+        self._tokenizer = self.pipeline.build_tokenizer(self.cfg, pre, self.store.root / "tokenizer")
+        probe = self.pipeline.build_model(self.cfg, self._tokenizer)
+        check_capabilities(self.cfg, matrix, self.registry, self.pipeline.capabilities(probe))
+
+    def _run_group(self, pkey: str, cells: list[PlannedCell], done: dict, data, env, device, result: RunResult) -> None:
+        row, seed = cells[0].cell.row, cells[0].cell.seed
+        waited = []
+        with self.store.acquire(f"pretrain-{pkey}", on_wait=lambda n: waited.append(
+                self.progress.info(f"waiting for another run that holds row '{row.label}' seed {seed} ..."))):
+            if waited:  # the other run may have finished some of our cells
+                for pc in cells:
+                    if done[pc.key] is None:
+                        done[pc.key] = self._finished(pc)
+            todo = [pc for pc in cells if done[pc.key] is None]
+            if not todo:
+                return
+            try:
+                model, pinfo = self._pretrained(row, seed, pkey, data)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the row stops, the run goes on
+                self._log_error(pkey, exc)
+                msg = f"row '{row.label}' seed {seed} stopped: {_describe_exc(exc)}"
+                result.failures.append(msg)
+                self.progress.row_done(row.label, seed, "[failed] " + _describe_exc(exc))
+                for pc in todo:
+                    self.progress.cell_done("failed", f"{self._cell_label(pc)}: pretraining failed")
+                return
+            for pc in todo:
+                try:
+                    record = self._run_cell(pc, model, pinfo, data, env, device)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - that cell fails, the others go on
+                    self._log_error(pkey, exc, pc.cell.task)
+                    msg = f"task '{pc.cell.task}' on row '{row.label}' seed {seed} failed: {_describe_exc(exc)}"
+                    result.failures.append(msg)
+                    self.progress.cell_done("failed", msg)
+                    continue
+                done[pc.key] = record
+                result.computed += 1
+                self.progress.cell_done("done", self._cell_text(pc, record))
+                result.warnings += self._notify("on_cell_finished", record=record)
+
+    def _log_error(self, pkey: str, exc: BaseException, task: str | None = None) -> None:
+        path = self.store.pretrain_dir / pkey / (f"error-{task}.log" if task else "error.log")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+
+    def _pretrained(self, row: Row, seed: int, pkey: str, data) -> tuple[Any, dict]:
+        """The row's pretrained model: reloaded if finished, else (re)trained,
+        resuming from the checkpoint the trainer left in the work folder."""
+        workdir = self.store.pretrain_dir / pkey
+        workdir.mkdir(parents=True, exist_ok=True)
+        final, info_path = workdir / "final.pt", workdir / "pretrain.json"
+        self.pipeline.seed_everything(seed)
+        model = self.pipeline.build_model(self.cfg, self._tokenizer)
+        if final.exists() and info_path.exists():
+            try:
+                info = json.loads(info_path.read_text(encoding="utf-8"))
+                model = self.pipeline.load_final(model, final)
+                self.progress.row_done(row.label, seed, "reusing finished pretraining")
+                return model, {**info, "reused": True}
+            except Exception as exc:  # noqa: BLE001 - broken final weights: pretrain again
+                self.progress.warn(f"finished pretraining of '{row.label}' seed {seed} is unreadable ({exc}); redoing it")
+                final.unlink(missing_ok=True)
+                self.pipeline.seed_everything(seed)
+                model = self.pipeline.build_model(self.cfg, self._tokenizer)
+        objectives = {}
+        for name, spec in resolve_objectives(self.cfg, row).items():
+            cls = self.registry.load("objective", name)
+            objectives[name] = (cls(name, spec["options"]), spec["weight"])
+        records = self.pipeline.pretrain_records(data[self.cfg.pretrain.dataset], row.data_fraction)
+        self.progress.row_start(row.label, seed, self.cfg.pretrain.steps)
+        resumed = (workdir / "checkpoint.pt").exists()
+        start = time.time()
+        outcome = self.pipeline.pretrain(self.cfg, objectives, model, records, workdir, seed,
+                                         self.progress.pretrain_callback())
+        curves.check_finite(outcome.loss_curve)
+        info = {"steps": outcome.steps, "seconds": outcome.seconds or time.time() - start, "pairs": len(records),
+                "data_fraction": row.data_fraction, "resumed_from_checkpoint": resumed,
+                "loss": curves.summarise(outcome.loss_curve)}
+        self.pipeline.save_final(outcome.model, final)
+        atomic_write_json(info_path, info)
+        last = info["loss"]["losses"]
+        text = " ".join(f"{k}={v['last']:.3f}" for k, v in last.items())
+        self.progress.row_done(row.label, seed, f"{outcome.steps} steps in {info['seconds']:.1f}s {text}")
+        return outcome.model, {**info, "reused": False}
+
+    def _run_cell(self, pc: PlannedCell, model: Any, pinfo: dict, data, env, device) -> dict:
+        cell = pc.cell
+        tc = self.cfg.tasks[cell.task]
+        task = pc.task_cls(cell.task, tc.options)
+        workdir = self.store.pretrain_dir / pc.pretrain_key / "tasks" / cell.task
+        workdir.mkdir(parents=True, exist_ok=True)
+        ctx = TaskContext(model=model, tokenizer=self._tokenizer, data=data[tc.dataset].source, options=task.options,
+                          seed=cell.seed, device=device, workdir=workdir, progress=self.progress.task_callback(),
+                          log=self.progress.info)
+        self.progress.task_start(cell.task, cell.row.label, cell.seed)
+        start = time.time()
+        out = self.pipeline.run_task(task, ctx)
+        seconds = time.time() - start
+        metrics, per_example = self._check_result(cell.task, task, out)
+        record = {
+            "schema": SCHEMA_VERSION, "key": pc.key, "row": cell.row.label, "row_key": pc.row_key,
+            "pretrain_key": pc.pretrain_key, "objectives": list(cell.row.objectives),
+            "objective_config": resolve_objectives(self.cfg, cell.row), "data_fraction": cell.row.data_fraction,
+            "seed": cell.seed, "task": cell.task, "task_version": str(pc.task_cls.version),
+            "primary_metric": pc.task_cls.primary_metric,
+            "directions": {m: pc.task_cls.directions.get(m.split("/")[-1], pc.task_cls.directions.get(m, "higher"))
+                           for m in metrics},
+            "metrics": metrics, "per_example": per_example, "extra": out.extra,
+            "config": self.cfg_dump, "key_parts": pc.key_parts,
+            "data_manifest": {self.cfg.pretrain.dataset: data[self.cfg.pretrain.dataset].manifest,
+                              tc.dataset: data[tc.dataset].manifest},
+            "versions": env["versions"], "device": env["device"],
+            "timings": {"task_seconds": seconds, "pretrain_seconds": pinfo.get("seconds"),
+                        "pretrain_reused": pinfo.get("reused", False)},
+            "pretrain": {k: v for k, v in pinfo.items() if k != "reused"},
+            "created": _now(),
+        }
+        record = json.loads(json.dumps(record, default=str))  # exactly what is on disk
+        self.store.write_record(record)
+        return record
+
+    @staticmethod
+    def _check_result(name: str, task: Any, out: Any) -> tuple[dict, dict]:
+        if not isinstance(out, TaskResult):
+            raise PluginError(f"task '{name}' returned {type(out).__name__}, not a TaskResult")
+        metrics = {}
+        for k, v in out.metrics.items():
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise PluginError(f"task '{name}' reported metric '{k}' = {v!r}, not a number") from None
+            if not math.isfinite(v):
+                raise PluginError(f"task '{name}' reported a non-finite metric '{k}' = {v}")
+            metrics[str(k)] = v
+        if task.primary_metric not in metrics:
+            raise PluginError(f"task '{name}' did not report its primary metric '{task.primary_metric}'",
+                              hint=f"it reported: {', '.join(sorted(metrics)) or 'nothing'}")
+        per_example = {str(k): [float(x) for x in v] for k, v in out.per_example.items()}
+        return metrics, per_example
+
+    def _cell_label(self, pc: PlannedCell) -> str:
+        return f"{pc.cell.task} [{pc.cell.row.label}] seed {pc.cell.seed}"
+
+    def _cell_text(self, pc: PlannedCell, record: dict) -> str:
+        primary = record["primary_metric"]
+        return f"{self._cell_label(pc)}: {primary} = {record['metrics'][primary]:.2f}"
+
+    def _manifest(self, planned: list[PlannedCell], data, env, run_info) -> dict:
+        rows = {}
+        for pc in planned:
+            rows.setdefault(pc.row_key, {"row_key": pc.row_key, "row": pc.cell.row.label,
+                                         "objectives": list(pc.cell.row.objectives),
+                                         "data_fraction": pc.cell.row.data_fraction})
+        return {
+            "schema": SCHEMA_VERSION, "created": _now(), "versions": env["versions"], "device": env["device"],
+            "config": self.cfg_dump, "data_manifest": {k: v.manifest for k, v in data.items()},
+            "rows": list(rows.values()),
+            "cells": [{"key": pc.key, "row_key": pc.row_key, "pretrain_key": pc.pretrain_key, "seed": pc.cell.seed,
+                       "task": pc.cell.task} for pc in planned],
+            "runs": [run_info],
+        }

@@ -1,0 +1,205 @@
+"""The concrete steps the matrix runner performs, behind one small interface.
+
+:class:`Pipeline` is what :class:`~simla_bench.runner.matrix.MatrixRunner`
+calls: prepare datasets, build the tokenizer and model, pretrain a row, save
+and reload its final weights, run one task.  :class:`DefaultPipeline` wires
+these to the real parts (dataset sources from the registry, the backbones'
+``build_model``, :func:`simla_bench.training.pretrain`, registry tasks); tests
+inject a pipeline of fakes.  Heavy imports (torch, the model) happen inside
+the methods only.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from simla_bench.config import ExperimentConfig
+from simla_bench.interfaces import DatasetSource, Task, TaskContext, TaskResult
+
+
+@dataclass
+class PreparedData:
+    """One prepared dataset instance and the manifest that identifies its content."""
+
+    name: str
+    source: DatasetSource
+    manifest: dict[str, Any]
+
+
+@dataclass
+class PretrainOutcome:
+    model: Any
+    loss_curve: list[Any] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def subset_records(records: list[Any], fraction: float, seed: int = 0) -> list[Any]:
+    """The first ``ceil(fraction * n)`` records of a fixed permutation, so that
+    smaller fractions are subsets of larger ones (a nested data-size sweep)."""
+    if fraction >= 1.0:
+        return list(records)
+    import math
+
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    keep = sorted(order[: max(1, math.ceil(fraction * len(records)))])
+    return [records[i] for i in keep]
+
+
+class Pipeline(abc.ABC):
+    """The steps of a matrix run.  Subclass to replace any of them; the abstract
+    ones (tokenizer, model, pretraining, weights) have no generic form."""
+
+    def resolve_device(self, cfg: ExperimentConfig) -> str:
+        return "cpu" if cfg.device == "auto" else cfg.device
+
+    def seed_everything(self, seed: int) -> None:
+        random.seed(seed)
+
+    def prepare(self, cfg: ExperimentConfig, registry, names: list[str],
+                progress: Callable[..., None]) -> dict[str, PreparedData]:
+        """Instantiate and prepare each named dataset of the config."""
+        out = {}
+        for name in names:
+            dc = cfg.datasets[name]
+            cls = registry.load("dataset", dc.source)
+            source = cls(name, dc.options)
+            manifest = source.prepare(progress) or {}
+            out[name] = PreparedData(name, source, dict(manifest))
+        return out
+
+    def pretrain_records(self, data: PreparedData, fraction: float) -> list[Any]:
+        return subset_records(list(data.source.load("pretrain", "train")), fraction)
+
+    @abc.abstractmethod
+    def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path) -> Any:
+        """See the class docstring."""
+
+    @abc.abstractmethod
+    def build_model(self, cfg: ExperimentConfig, tokenizer: Any) -> Any:
+        """See the class docstring."""
+
+    def capabilities(self, model: Any) -> frozenset[str]:
+        return frozenset(getattr(model, "capabilities", ()))
+
+    @abc.abstractmethod
+    def pretrain(self, cfg: ExperimentConfig, objectives: Mapping[str, tuple[Any, float]], model: Any,
+                 records: list[Any], workdir: Path, seed: int, progress: Callable[..., None]) -> PretrainOutcome:
+        """See the class docstring."""
+
+    @abc.abstractmethod
+    def save_final(self, model: Any, path: Path) -> None:
+        """See the class docstring."""
+
+    @abc.abstractmethod
+    def load_final(self, model: Any, path: Path) -> Any:
+        """See the class docstring."""
+
+    def run_task(self, task: Task, ctx: TaskContext) -> TaskResult:
+        self.seed_everything(ctx.seed)
+        return task.run(ctx)
+
+    def environment(self, device: str) -> dict[str, Any]:
+        from simla_bench.cli.common import versions
+
+        return {"versions": versions(), "device": {"name": device}}
+
+
+class DefaultPipeline(Pipeline):
+    """The real steps: world/dataset plugins, the VLP model, the trainer, tasks."""
+
+    def resolve_device(self, cfg: ExperimentConfig) -> str:
+        if cfg.device != "auto":
+            return cfg.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def seed_everything(self, seed: int) -> None:
+        import numpy as np
+        import torch
+
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        torch.manual_seed(seed)
+
+    def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path) -> Any:
+        from simla_bench.plugins.backbones import tokenizer as tok
+
+        corpus = [r.caption for r in data.source.load("pretrain", "train")]
+        return tok.build_tokenizer(cfg.model, corpus, workdir)
+
+    def build_model(self, cfg: ExperimentConfig, tokenizer: Any) -> Any:
+        from simla_bench.plugins.backbones.vlp import build_model
+
+        return build_model(cfg.model, tokenizer)
+
+    def pretrain(self, cfg, objectives, model, records, workdir, seed, progress) -> PretrainOutcome:
+        from simla_bench.training import pretrain
+
+        self.seed_everything(seed)
+        # the runner already cut the records to the row's data fraction
+        run_cfg = cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update={"data_fraction": 1.0})})
+        result = pretrain(run_cfg, dict(objectives), model, records, Path(workdir), seed, progress)
+        return PretrainOutcome(result.model, list(result.loss_curve), int(result.steps), float(result.seconds))
+
+    def save_final(self, model: Any, path: Path) -> None:
+        import torch
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(model.state_dict(), tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def load_final(self, model: Any, path: Path) -> Any:
+        import torch
+
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model
+
+    def run_task(self, task: Task, ctx: TaskContext) -> TaskResult:
+        # a task that forgot to copy the model must not change the next task's input
+        ctx = TaskContext(**{**ctx.__dict__, "model": copy.deepcopy(ctx.model)})
+        self.seed_everything(ctx.seed)
+        start = time.time()
+        result = task.run(ctx)
+        result.extra.setdefault("seconds", time.time() - start)
+        return result
+
+    def environment(self, device: str) -> dict[str, Any]:
+        import platform
+
+        import torch
+
+        env = super().environment(device)
+        info: dict[str, Any] = {"name": device, "torch_threads": torch.get_num_threads(),
+                                "platform": platform.platform(), "python": platform.python_version()}
+        if device.startswith("cuda") and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+        env["device"] = info
+        return env
+
+
+_PIPELINE: Pipeline | None = None
+
+
+def get_pipeline() -> Pipeline:
+    """The pipeline ``simla-bench run`` uses: the real one unless replaced."""
+    return _PIPELINE if _PIPELINE is not None else DefaultPipeline()
+
+
+def set_pipeline(pipeline: Pipeline | None) -> None:
+    """Replace (or, with ``None``, reset) the pipeline of the CLI; for tests and
+    for embedding simla-bench in another program."""
+    global _PIPELINE
+    _PIPELINE = pipeline

@@ -1,0 +1,227 @@
+"""The run directory: cell records, the run manifest, pretraining folders, locks.
+
+Layout (schema :data:`SCHEMA_VERSION`, documented in ``docs/results.md``)::
+
+    RUN_DIR/manifest.json            run manifest (schema, versions, config, rows, cells)
+    RUN_DIR/cells/<cell-key>.json    one record per finished cell, written atomically
+    RUN_DIR/pretrain/<row-key>/      pretraining checkpoints and the final weights
+    RUN_DIR/locks/                   file locks (one per pretraining key, one for the manifest)
+
+Every JSON file is written to a temporary file in the same folder, fsynced and
+renamed over the target, so a reader sees the old file or the new one, never a
+torn one.  A record that does not parse or does not validate is *corrupt*: it
+is reported, moved aside to ``<key>.json.corrupt`` and recomputed, never used.
+A directory written by another schema version is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from filelock import FileLock, Timeout
+
+from simla_bench.errors import UserError
+
+SCHEMA_VERSION = 1
+#: fields every cell record must carry (checked on read)
+RECORD_FIELDS = (
+    "schema", "key", "row", "row_key", "objectives", "seed", "task", "task_version", "primary_metric",
+    "metrics", "per_example", "config", "data_manifest", "versions", "device", "timings", "pretrain", "created",
+)
+
+
+class IncompatibleRunDirError(UserError):
+    """The results directory was written by an incompatible simla-bench."""
+
+
+class RunDirInUseError(UserError):
+    """Another run holds a lock on the results directory for too long."""
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True, allow_nan=True, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def validate_record(data: Any, key: str | None = None) -> str | None:
+    """Return why ``data`` is not a usable cell record, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    missing = [f for f in RECORD_FIELDS if f not in data]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    if data["schema"] != SCHEMA_VERSION:
+        return f"schema {data['schema']!r}, expected {SCHEMA_VERSION}"
+    if key is not None and data["key"] != key:
+        return f"its key field is {data['key']!r}, not the file name's {key!r}"
+    metrics = data["metrics"]
+    if not isinstance(metrics, dict) or data["primary_metric"] not in metrics:
+        return f"primary metric {data['primary_metric']!r} is not among its metrics"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+        return "a metric value is not a number"
+    return None
+
+
+@dataclass
+class RecordRead:
+    record: dict | None
+    problem: str | None = None  # set when the file existed but was corrupt
+
+
+class RunStore:
+    """Reads and writes one run directory."""
+
+    def __init__(self, root: str | Path, lock_timeout: float = -1):
+        self.root = Path(root)
+        self.cells_dir = self.root / "cells"
+        self.pretrain_dir = self.root / "pretrain"
+        self.locks_dir = self.root / "locks"
+        self.manifest_path = self.root / "manifest.json"
+        self.lock_timeout = lock_timeout
+
+    # ----------------------------------------------------------- directory
+    def check_compatible(self) -> None:
+        """Refuse a directory of another schema, or a non-empty foreign one."""
+        if self.manifest_path.exists():
+            try:
+                manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise IncompatibleRunDirError(
+                    f"{self.manifest_path} is unreadable ({type(exc).__name__})",
+                    hint="move the directory away or choose another --out",
+                ) from None
+            schema = manifest.get("schema") if isinstance(manifest, dict) else None
+            if schema != SCHEMA_VERSION:
+                made_by = manifest.get("versions", {}).get("simla-bench", "?") if isinstance(manifest, dict) else "?"
+                raise IncompatibleRunDirError(
+                    f"run directory {self.root} has results schema {schema!r} (written by simla-bench {made_by}); "
+                    f"this simla-bench reads schema {SCHEMA_VERSION}",
+                    hint="choose another --out, or rerun into a fresh directory",
+                )
+        elif self.root.is_dir() and any(p.name not in ("cells", "pretrain", "locks") for p in self.root.iterdir()):
+            raise IncompatibleRunDirError(
+                f"{self.root} is not empty and is not a simla-bench run directory (no manifest.json)",
+                hint="choose an empty or new --out directory",
+            )
+
+    def ensure(self) -> None:
+        self.check_compatible()
+        for d in (self.cells_dir, self.pretrain_dir, self.locks_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # ----------------------------------------------------------- locking
+    def lock(self, name: str) -> FileLock:
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.locks_dir / f"{name}.lock"), timeout=self.lock_timeout)
+
+    def acquire(self, name: str, on_wait=None) -> FileLock:
+        """Acquire a named lock; tell ``on_wait`` if another run holds it."""
+        lock = self.lock(name)
+        try:
+            lock.acquire(timeout=0)
+            return lock
+        except Timeout:
+            if on_wait is not None:
+                on_wait(name)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunDirInUseError(
+                f"another simla-bench run holds {lock.lock_file}",
+                hint="wait for it to finish or use another --out",
+            ) from None
+        return lock
+
+    # ----------------------------------------------------------- records
+    def record_path(self, key: str) -> Path:
+        return self.cells_dir / f"{key}.json"
+
+    def read_record(self, key: str) -> RecordRead:
+        path = self.record_path(key)
+        if not path.exists():
+            return RecordRead(None)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return RecordRead(None, f"unreadable JSON ({type(exc).__name__}: {exc})")
+        problem = validate_record(data, key)
+        return RecordRead(None, problem) if problem else RecordRead(data)
+
+    def quarantine(self, key: str) -> Path:
+        """Move a corrupt record aside (kept for inspection, never read)."""
+        path = self.record_path(key)
+        target = path.with_name(path.name + ".corrupt")
+        os.replace(path, target)
+        return target
+
+    def write_record(self, record: Mapping[str, Any]) -> Path:
+        problem = validate_record(dict(record), record.get("key"))
+        if problem:
+            raise ValueError(f"refusing to write an invalid record: {problem}")
+        path = self.record_path(record["key"])
+        atomic_write_json(path, dict(record))
+        return path
+
+    def delete_record(self, key: str) -> None:
+        try:
+            self.record_path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def iter_records(self) -> Iterator[tuple[Path, RecordRead]]:
+        """Every record file in the directory, read and validated."""
+        if not self.cells_dir.is_dir():
+            return
+        for path in sorted(self.cells_dir.glob("*.json")):
+            yield path, self.read_record(path.stem)
+
+    # ----------------------------------------------------------- manifest
+    def read_manifest(self) -> dict | None:
+        if not self.manifest_path.exists():
+            return None
+        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+
+    def update_manifest(self, manifest: Mapping[str, Any]) -> None:
+        """Merge this run's manifest into the directory's (under a lock), so that
+        several runs into one directory list all their rows and cells."""
+        with self.acquire("manifest"):
+            old = self.read_manifest() or {}
+            merged = dict(manifest)
+            merged["schema"] = SCHEMA_VERSION
+            rows = {r["row_key"]: r for r in old.get("rows", [])}
+            rows.update({r["row_key"]: r for r in manifest.get("rows", [])})
+            merged["rows"] = list(rows.values())
+            cells = {c["key"]: c for c in old.get("cells", [])}
+            cells.update({c["key"]: c for c in manifest.get("cells", [])})
+            merged["cells"] = list(cells.values())
+            merged["runs"] = old.get("runs", []) + manifest.get("runs", [])
+            merged["created"] = old.get("created", manifest.get("created"))
+            atomic_write_json(self.manifest_path, merged)
