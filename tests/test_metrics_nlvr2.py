@@ -41,3 +41,37 @@ def test_missing():
         nlvr2_scores({"dev-1-0-0": True}, labels)
     res = nlvr2_scores({"dev-1-0-0": True}, labels, allow_missing=True)
     assert res.missing == 1 and res.accuracy == 50.0 and res.consistency == 0.0
+
+
+def literal_official(pred_lines, label_rows):
+    """The official script's loop on strings, written out plainly."""
+    predictions = {}
+    for line in pred_lines:
+        splits = line.strip().split(",")
+        predictions[splits[0]] = splits[1]
+    num_correct, consistency = 0.0, {}
+    for ex in label_rows:
+        anon = ex["identifier"].split("-")
+        anon[2] = ""
+        anon = "-".join(anon)
+        consistency.setdefault(anon, True)
+        if predictions[ex["identifier"]].lower() == ex["label"].lower():
+            num_correct += 1.0
+        else:
+            consistency[anon] = False
+    n_cons = float(sum(1 for v in consistency.values() if v))
+    return num_correct / len(label_rows), n_cons / len(consistency)
+
+
+def test_equals_literal_official_script():
+    import random
+
+    rng = random.Random(0)
+    rows = [{"identifier": f"dev-{s}-{p}-{k}", "label": rng.choice(["True", "False"])}
+            for s in range(40) for k in range(2) for p in range(rng.randint(1, 4))]
+    lines = [f"{r['identifier']},{rng.choice(['True', 'False', 'true', 'FALSE'])}" for r in rows]
+    acc, cons = literal_official(lines, rows)
+    preds = {ln.split(",")[0]: ln.split(",")[1].lower() == "true" for ln in lines}
+    res = nlvr2_scores(preds, {r["identifier"]: r["label"] == "True" for r in rows})
+    assert res.accuracy_fraction == acc and res.consistency_fraction == cons
+    assert 0 < cons < acc < 1

@@ -109,6 +109,10 @@ def test_nlvr2_bad_inputs(tmp_path, nlvr2_labels):
     assert_one_line_error(run("nlvr2", "-p", pred, "-a", nlvr2_labels), "line 2")
     pred.write_text("dev-1-0-0,True,extra\n")
     assert_one_line_error(run("nlvr2", "-p", pred, "-a", nlvr2_labels), "line 1")
+    pred.write_text("identifier,prediction\ndev-1-0-0,True\n")  # a header line
+    assert_one_line_error(run("nlvr2", "-p", pred, "-a", nlvr2_labels), "line 1")
+    pred.write_text("dev-1-0-0,True\ndev-1-1-0, False\n")  # the official script would count it wrong
+    assert_one_line_error(run("nlvr2", "-p", pred, "-a", nlvr2_labels), "line 2")
     pred.write_text("dev-1-0-0,True\ndev-1-1-0,False\ndev-2-0-1,True\ndev-2-1-1,True\ndev-9-0-0,True\n")
     assert_one_line_error(run("nlvr2", "-p", pred, "-a", nlvr2_labels), "identifier dev-9-0-0")
     pred.write_text("dev-1-0-0,True\n")

@@ -271,11 +271,14 @@ def read_nlvr2_predictions(path: Path) -> dict[str, bool]:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
+            # Strict on purpose: the official script compares the raw field after
+            # the comma, so " True" would silently count as wrong there.
             parts = line.strip().split(",")
-            if len(parts) != 2 or not parts[0] or parts[1].strip().lower() not in ("true", "false"):
+            if (len(parts) != 2 or not parts[0] or parts[0] != parts[0].strip()
+                    or parts[1].lower() not in ("true", "false")):
                 raise DataError(f"{path} line {lineno} is malformed: {line.strip()[:80]!r}",
-                                "expected 'identifier,True' or 'identifier,False'")
-            identifier = parts[0].strip()
+                                "expected 'identifier,True' or 'identifier,False' without spaces")
+            identifier = parts[0]
             if identifier in out:
                 raise DataError(f"{path} line {lineno}: identifier {identifier} is predicted twice")
             out[identifier] = parts[1].strip().lower() == "true"
