@@ -10,7 +10,23 @@ from simla_bench.hookspecs import hookimpl
 SIMLA_BENCH_CONTRACT = 1
 
 #: name -> (target, one-line summary, metadata)
-COMPONENTS: dict[str, tuple[str, str, dict]] = {}
+COMPONENTS: dict[str, tuple[str, str, dict]] = {
+    "world": ("simla_bench.plugins.datasets.world.source:WorldSource",
+              "generated multimodal world (pretrain, retrieval, grounding, vqa, nlvr2) in the official formats",
+              {"provides": ["pretrain", "retrieval", "grounding", "vqa", "nlvr2"]}),
+    "albef_pretrain": ("simla_bench.plugins.datasets.sources:AlbefPretrain",
+                       "image-caption pairs from ALBEF pretraining JSON files", {"provides": ["pretrain"]}),
+    "coco_karpathy": ("simla_bench.plugins.datasets.sources:CocoKarpathy",
+                      "COCO retrieval, ALBEF Karpathy-split JSON", {"provides": ["retrieval"]}),
+    "flickr30k": ("simla_bench.plugins.datasets.sources:Flickr30k",
+                  "Flickr30K retrieval, ALBEF JSON", {"provides": ["retrieval"]}),
+    "refcoco+": ("simla_bench.plugins.datasets.sources:RefCOCOPlus",
+                 "RefCOCO+ grounding, refer toolkit refs(unc).p + instances.json + proposals", {"provides": ["grounding"]}),
+    "vqa_v2": ("simla_bench.plugins.datasets.sources:VQAv2",
+               "VQA v2, official questions + annotations JSON", {"provides": ["vqa"]}),
+    "nlvr2": ("simla_bench.plugins.datasets.sources:NLVR2",
+              "NLVR2, official JSON lines", {"provides": ["nlvr2"]}),
+}
 
 
 @hookimpl

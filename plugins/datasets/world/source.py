@@ -1,0 +1,156 @@
+"""The ``world`` dataset source: generates the world on first use, then serves every data
+kind through the same loaders as the real datasets.
+
+``prepare()`` generates the world under ``root`` when it is missing or when its manifest was
+made with other arguments (preset, seed, image size, counts, generator version); otherwise it
+reuses it.  Generation writes to a temporary sibling folder and renames it into place, under a
+file lock, so concurrent runs never see half a world.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from simla_bench.errors import DataError
+from simla_bench.interfaces import DatasetSource
+
+from ..sources import NLVR2, CocoKarpathy, RefCOCOPlus, VQAv2, AlbefPretrain
+from . import presets as P
+
+MANIFEST = "manifest.json"
+
+
+def _rich_progress():
+    """A rich progress bar (on stderr) and a callback ``(stage, done, total)`` driving it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("[bold]world[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
+    task = bar.add_task("rendering", total=None)
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar.update(task, description=stage, completed=done, total=total)
+
+    return bar, update
+
+
+class WorldSource(DatasetSource):
+    """The built-in generated world: pretraining pairs, retrieval, grounding, VQA and NLVR2
+    in the official formats (generated on first use, deterministic from the seed)."""
+
+    provides = ("pretrain", "retrieval", "grounding", "vqa", "nlvr2")
+    defaults = {"preset": "small", "root": "data/world", "seed": 0, "image_size": 64, "counts": {},
+                "skip_bad": False, "verify_images": True}
+
+    def __init__(self, name: str, options=None):
+        super().__init__(name, options)
+        self.root = Path(self.options["root"]).expanduser().absolute()
+        self.counts = P.resolve_counts(self.options["preset"], self.options["counts"])
+        if not 32 <= self.options["image_size"] <= 512:
+            from simla_bench.errors import ConfigError
+
+            raise ConfigError(f"dataset '{name}': image_size must be between 32 and 512, got {self.options['image_size']}")
+        self._manifest: dict | None = None
+
+    # ------------------------------------------------------------------ generation
+    def params(self) -> dict[str, Any]:
+        return {"format": "simla-bench-world", "generator_version": P.GENERATOR_VERSION,
+                "preset": self.options["preset"], "seed": self.options["seed"],
+                "image_size": self.options["image_size"], "counts": self.counts}
+
+    def read_manifest(self) -> dict | None:
+        path = self.root / MANIFEST
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def _current(self) -> dict | None:
+        m = self.read_manifest()
+        if m is not None and all(m.get(k) == v for k, v in self.params().items()):
+            return m
+        return None
+
+    def prepare(self, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+        """Generate the world if needed; returns the manifest (seed, preset, counts, checksum)."""
+        if self._manifest is not None:
+            return self._manifest
+        manifest = self._current()
+        if manifest is None:
+            from filelock import FileLock
+
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.root.parent / f".{self.root.name}.lock")):
+                manifest = self._current() or self._generate(progress)
+        self._manifest = manifest
+        return manifest
+
+    def _generate(self, progress: Callable[..., None] | None) -> dict:
+        from .generate import generate
+
+        if self.root.exists():
+            if self.read_manifest() is None and any(self.root.iterdir()):
+                raise DataError(f"world root {self.root} exists, is not empty and holds no world manifest",
+                                hint="point dataset option 'root' at an empty or world folder")
+        tmp = self.root.parent / f".{self.root.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        bar = None
+        if progress is None:
+            bar, progress = _rich_progress()
+            bar.start()
+        try:
+            result = generate(tmp, self.counts, self.options["seed"], self.options["image_size"], progress)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            if bar is not None:
+                bar.stop()
+        manifest = {**self.params(), **result}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        os.replace(tmp, self.root)
+        print(f"world: generated {result['records']['images']} images under {self.root} "
+              f"(preset {self.options['preset']}, seed {self.options['seed']})", file=sys.stderr)
+        return manifest
+
+    # --------------------------------------------------------------------- loading
+    def _opts(self, **paths: str) -> dict:
+        return {"image_root": str(self.root), "skip_bad": self.options["skip_bad"],
+                "verify_images": self.options["verify_images"],
+                **{k: str(self.root / v) for k, v in paths.items()}}
+
+    def loader(self, kind: str) -> DatasetSource:
+        """The real-format source that reads this world's files for ``kind``."""
+        if kind == "pretrain":
+            return AlbefPretrain(self.name, {**self._opts(), "files": [str(self.root / P.PRETRAIN_FILE)]})
+        if kind == "retrieval":
+            return CocoKarpathy(self.name, self._opts(**{f"{s}_file": P.retrieval_file(s) for s in P.RETRIEVAL_SPLITS}))
+        if kind == "grounding":
+            return RefCOCOPlus(self.name, self._opts(refs_file=P.REFS_FILE, instances_file=P.INSTANCES_FILE,
+                                                     proposals_file=P.PROPOSALS_FILE))
+        if kind == "vqa":
+            files = {}
+            for s in P.VQA_SPLITS:
+                files[f"{s}_questions"], files[f"{s}_annotations"] = P.vqa_files(s)
+            return VQAv2(self.name, {**self._opts(**files), "image_pattern": P.VQA_PATTERN})
+        if kind == "nlvr2":
+            return NLVR2(self.name, self._opts(**{f"{s}_file": P.nlvr2_file(s) for s in P.NLVR2_SPLITS},
+                                               **{f"{s}_images": P.nlvr2_images(s) for s in P.NLVR2_SPLITS}))
+        raise DataError(f"dataset '{self.name}' provides {', '.join(self.provides)}, not '{kind}'")
+
+    def load(self, kind: str, split: str = "train") -> Any:
+        loader = self.loader(kind)
+        self.prepare()
+        return loader.load(kind, split)
