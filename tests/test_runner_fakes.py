@@ -64,11 +64,12 @@ class FakeTask(Task):
     primary_metric = "test/acc"
     directions = {"acc": "higher", "loss": "lower"}
     needs = frozenset({"text"})
-    defaults = {"n": 200, "fail": False}
+    defaults = {"n": 200, "fail": False, "sleep": 0.0}
     calls: list = []
 
     def run(self, ctx):
         FakeTask.calls.append((self.name, ctx.seed))
+        time.sleep(self.options["sleep"])
         if self.options["fail"]:
             raise RuntimeError("the fake task was told to fail")
         q = ctx.model.quality
@@ -144,9 +145,11 @@ class FakePipeline(Pipeline):
     """Pretraining moves ``model.quality`` by each objective's rate; checkpoints
     every ``checkpoint_every`` steps to ``workdir/checkpoint.pt`` and resumes."""
 
-    def __init__(self, interrupt_at: int | None = None, step_sleep: float = 0.0):
+    def __init__(self, interrupt_at: int | None = None, step_sleep: float = 0.0, slow_task: str = "",
+                 task_sleep: float = 0.0):
         self.interrupt_at = interrupt_at
         self.step_sleep = step_sleep
+        self.slow_task, self.task_sleep = slow_task, task_sleep
         self.pretrain_calls: list[tuple] = []  # (objectives, seed, first step run)
 
     def build_tokenizer(self, cfg, data, workdir):
@@ -181,6 +184,11 @@ class FakePipeline(Pipeline):
         model.quality = min(0.95, 0.3 + gain + 0.02 * len(records) / 40 + 0.001 * seed)
         return PretrainOutcome(model, curve, total, 0.01)
 
+    def run_task(self, task, ctx):
+        if task.name == self.slow_task:
+            time.sleep(self.task_sleep)
+        return super().run_task(task, ctx)
+
     def save_final(self, model, path):
         Path(path).write_text(json.dumps({"quality": model.quality}))
 
@@ -189,7 +197,7 @@ class FakePipeline(Pipeline):
         return model
 
 
-def make_config(tmp_path, **over):
+def config_data(tmp_path, **over):
     data = {
         "name": "fake", "seeds": [0], "output_dir": str(tmp_path / "run"),
         "datasets": {"world": {"source": "fakeworld", "options": {}}},
@@ -198,7 +206,11 @@ def make_config(tmp_path, **over):
         "tasks": {"toy": {}, "toy2": {}},
     }
     data.update(over)
-    return parse_config(data, "test")
+    return data
+
+
+def make_config(tmp_path, **over):
+    return parse_config(config_data(tmp_path, **over), "test")
 
 
 # ---------------------------------------------------------------- tests of the fakes
