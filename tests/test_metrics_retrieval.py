@@ -110,3 +110,45 @@ def test_ranked_lists():
 def test_shape_mismatch_is_rejected():
     with pytest.raises(ValueError):
         itm_eval(np.zeros((2, 4)), np.zeros((4, 3)), [0, 0, 1, 1], [[0, 1], [2, 3]])
+
+
+def literal_ranks(scores, targets):
+    out = []
+    for row, wanted in zip(scores, targets):
+        inds = np.argsort(row)[::-1]
+        out.append(min(int(np.where(inds == t)[0][0]) for t in wanted))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("n_candidates", [3, 8, 40])
+def test_albef_style_minus_100_matrices(n_candidates):
+    # ALBEF keeps -100 for everything outside the ITC top-k: huge ties
+    rng = np.random.default_rng(n_candidates)
+    n_img, per = 12, 5
+    txt2img, img2txt = _links(n_img, per)
+    i2t = np.full((n_img, n_img * per), -100.0, dtype=np.float32)
+    for i in range(n_img):
+        i2t[i, rng.choice(n_img * per, min(n_candidates, n_img * per), replace=False)] = rng.random(min(n_candidates, n_img * per))
+    t2i = np.full((n_img * per, n_img), -100.0, dtype=np.float32)
+    for t in range(n_img * per):
+        k = min(n_candidates, n_img)
+        t2i[t, rng.choice(n_img, k, replace=False)] = rng.random(k)
+    ref = literal_itm_eval(i2t, t2i, txt2img, img2txt)
+    fast = itm_eval(i2t, t2i, txt2img, img2txt)
+    exact = itm_eval(i2t, t2i, txt2img, img2txt, exact_ranks=True)
+    for key, value in ref.items():
+        assert fast[key] == value and exact[key] == value, key
+    true_i2t = literal_ranks(i2t, img2txt)
+    true_t2i = literal_ranks(t2i, [[t] for t in txt2img])
+    assert np.array_equal(exact["i2t_ranks"], true_i2t) and np.array_equal(exact["t2i_ranks"], true_t2i)
+    # default: exact below max(ks)=10, otherwise a lower bound that is >= 10
+    for fast_r, true_r in ((fast["i2t_ranks"], true_i2t), (fast["t2i_ranks"], true_t2i)):
+        below = true_r < 10
+        assert np.array_equal(fast_r[below], true_r[below])
+        assert (fast_r[~below] >= 10).all() and (fast_r[~below] <= true_r[~below]).all()
+
+
+def test_nan_rows_use_the_official_order():
+    scores = np.array([[0.5, np.nan, 0.2, 0.9]])
+    for target in range(4):
+        assert t2i_ranks(scores, [target])[0] == literal_ranks(scores, [[target]])[0]

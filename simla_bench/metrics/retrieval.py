@@ -10,6 +10,8 @@ tie order is whatever numpy's default argsort gives, reversed: in practice,
 among tied items the one with the larger index usually comes first.  We call
 the very same function on the same dtype (the matrix is never converted), so
 ties are broken as the official tool breaks them on the same numpy build.
+Rows where the target ties with nothing skip the sort (its position is the
+number of higher scores), which gives the same rank without sorting.
 
 * image -> text: an image's rank is the best rank among its own texts
   (``img2txt``); an image with no texts never hits.
@@ -23,42 +25,60 @@ from typing import Sequence
 
 import numpy as np
 
-#: rows ranked per block, to bound the memory of the argsort buffers
+#: (query, target) pairs handled per block, to bound memory
 _BLOCK_ROWS = 1024
 _NO_RANK = np.iinfo(np.int64).max
 
 
-def _positions(scores: np.ndarray) -> np.ndarray:
-    """pos[r, c] = position of column c in row r's descending official order."""
-    n_rows, n_cols = scores.shape
-    pos = np.empty((n_rows, n_cols), dtype=np.int64)
-    ramp = np.arange(n_cols, dtype=np.int64)
-    for start in range(0, n_rows, _BLOCK_ROWS):
-        block = scores[start:start + _BLOCK_ROWS]
-        order = np.argsort(block, axis=1)[:, ::-1]
-        np.put_along_axis(pos[start:start + _BLOCK_ROWS], order,
-                          np.broadcast_to(ramp, order.shape), axis=1)
-    return pos
+def _official_positions(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Position of ``cols[i]`` in ``np.argsort(rows[i])[::-1]`` (the official order)."""
+    order = np.argsort(rows, axis=1)[:, ::-1]
+    return np.argmax(order == cols[:, None], axis=1).astype(np.int64)
 
 
-def t2i_ranks(scores_t2i: np.ndarray, txt2img: Sequence[int]) -> np.ndarray:
-    """Rank (0 = first) of each text's image in its row of ``scores_t2i`` [N_txt, N_img]."""
+def _target_positions(scores: np.ndarray, query: np.ndarray, target: np.ndarray,
+                      cap: int | None = None) -> np.ndarray:
+    """Official position of ``target[i]`` in row ``query[i]`` of ``scores``.
+
+    In any correct sort, everything scoring higher precedes the target and
+    everything lower follows it, so without ties the position is simply the
+    number of higher scores (O(N) per row, no sort).  Rows where the target
+    ties with another item, or that hold a NaN, are ranked with the official
+    ``np.argsort(row)[::-1]`` so that ties come out exactly as there.  With a
+    ``cap``, a row whose target already has ``cap`` or more higher scores is not
+    sorted: its value is then that count, a lower bound that is >= ``cap``.
+    """
+    out = np.empty(len(query), dtype=np.int64)
+    for start in range(0, len(query), _BLOCK_ROWS):
+        q, t = query[start:start + _BLOCK_ROWS], target[start:start + _BLOCK_ROWS]
+        rows = scores[q]
+        value = rows[np.arange(len(q)), t][:, None]
+        pos = np.count_nonzero(rows > value, axis=1).astype(np.int64)
+        exact = (np.count_nonzero(rows == value, axis=1) == 1) & ~np.isnan(rows).any(axis=1)
+        slow = ~exact if cap is None else ~exact & (pos < cap)
+        if slow.any():
+            pos[slow] = _official_positions(rows[slow], t[slow])
+        out[start:start + len(q)] = pos
+    return out
+
+
+def t2i_ranks(scores_t2i: np.ndarray, txt2img: Sequence[int], cap: int | None = None) -> np.ndarray:
+    """Rank (0 = first) of each text's image in its row of ``scores_t2i`` [N_txt, N_img].
+
+    With ``cap``, ranks below ``cap`` are exact and the others are only known to be >= ``cap``.
+    """
     scores_t2i = np.asarray(scores_t2i)
     target = np.asarray(txt2img, dtype=np.int64)
     if scores_t2i.ndim != 2 or target.shape != (scores_t2i.shape[0],):
         raise ValueError(f"scores_t2i {scores_t2i.shape} does not match {target.shape[0]} texts")
-    ranks = np.empty(len(target), dtype=np.int64)
-    for start in range(0, len(target), _BLOCK_ROWS):
-        block = scores_t2i[start:start + _BLOCK_ROWS]
-        pos = _positions(block)
-        ranks[start:start + len(block)] = pos[np.arange(len(block)), target[start:start + len(block)]]
-    return ranks
+    return _target_positions(scores_t2i, np.arange(len(target), dtype=np.int64), target, cap)
 
 
-def i2t_ranks(scores_i2t: np.ndarray, img2txt: Sequence[Sequence[int]]) -> np.ndarray:
+def i2t_ranks(scores_i2t: np.ndarray, img2txt: Sequence[Sequence[int]], cap: int | None = None) -> np.ndarray:
     """Best rank among each image's texts in its row of ``scores_i2t`` [N_img, N_txt].
 
     Images without any text get a huge rank (never a hit), like the official 1e20.
+    ``cap`` as in :func:`t2i_ranks`.
     """
     scores_i2t = np.asarray(scores_i2t)
     if scores_i2t.ndim != 2 or len(img2txt) != scores_i2t.shape[0]:
@@ -67,11 +87,7 @@ def i2t_ranks(scores_i2t: np.ndarray, img2txt: Sequence[Sequence[int]]) -> np.nd
     flat_txt = np.fromiter((t for texts in img2txt for t in texts), dtype=np.int64, count=int(counts.sum()))
     flat_img = np.repeat(np.arange(len(img2txt), dtype=np.int64), counts)
     ranks = np.full(len(img2txt), _NO_RANK, dtype=np.int64)
-    for start in range(0, len(img2txt), _BLOCK_ROWS):
-        stop = min(start + _BLOCK_ROWS, len(img2txt))
-        pos = _positions(scores_i2t[start:stop])
-        sel = (flat_img >= start) & (flat_img < stop)
-        np.minimum.at(ranks, flat_img[sel], pos[flat_img[sel] - start, flat_txt[sel]])
+    np.minimum.at(ranks, flat_img, _target_positions(scores_i2t, flat_img, flat_txt, cap))
     return ranks
 
 
@@ -81,7 +97,7 @@ def recall_at(ranks: np.ndarray, k: int) -> float:
 
 
 def itm_eval(scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Sequence[int],
-             img2txt: Sequence[Sequence[int]], ks: Sequence[int] = (1, 5, 10)) -> dict:
+             img2txt: Sequence[Sequence[int]], ks: Sequence[int] = (1, 5, 10), exact_ranks: bool = False) -> dict:
     """Official retrieval metrics from two score matrices.
 
     Args:
@@ -91,15 +107,21 @@ def itm_eval(scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Sequence[i
         txt2img: the image index of each text.
         img2txt: the text indices of each image (5 per image in COCO/Flickr).
         ks: recall cut-offs; the official ones are 1, 5, 10 (the means use them).
+        exact_ranks: compute every rank exactly.  By default ranks below
+            ``max(ks)`` are exact (all the recalls need) and larger ones are
+            lower bounds >= ``max(ks)``, which skips sorting rows such as
+            ALBEF's where a non-candidate target ties with thousands of -100s.
 
     Returns a dict with ``TR@K``, ``IR@K``, ``tr_mean``, ``ir_mean``, ``r_mean``
     (percent floats, the official ``txt_r1`` ... ``r_mean`` values) and, for
-    bootstrap, ``i2t_ranks`` [N_img] / ``t2i_ranks`` [N_txt] (int arrays) and
+    bootstrap, ``i2t_ranks`` [N_img] / ``t2i_ranks`` [N_txt] (int arrays, see
+    ``exact_ranks``) and
     ``i2t_hits`` / ``t2i_hits``: dicts K -> bool arrays.
     """
     if np.asarray(scores_t2i).shape[1] != np.asarray(scores_i2t).shape[0]:
         raise ValueError("scores_t2i must have one column per image")
-    return recall_metrics(i2t_ranks(scores_i2t, img2txt), t2i_ranks(scores_t2i, txt2img), ks)
+    cap = None if exact_ranks else max(ks)
+    return recall_metrics(i2t_ranks(scores_i2t, img2txt, cap), t2i_ranks(scores_t2i, txt2img, cap), ks)
 
 
 def recall_metrics(r_i2t: np.ndarray, r_t2i: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict:
