@@ -13,6 +13,21 @@ from typing import Sequence
 import torch
 
 
+def load_split(source, kind: str, split: str, required: bool, skipped: list[str]):
+    """``source.load(kind, split)``; an optional split the source cannot give
+    (e.g. ``test_comp`` of a real dataset) returns ``None`` and appends
+    ``"split: reason"`` to ``skipped``; a required one raises."""
+    from simla_bench.errors import DataError
+
+    try:
+        return source.load(kind, split)
+    except DataError as exc:
+        if required:
+            raise
+        skipped.append(f"{split}: {exc.one_line()}")
+        return None
+
+
 class ImageBank:
     """Distinct image files of a split decoded once into one tensor
     ``[N, 3, S, S]``; ``index(paths)`` maps paths to rows."""

@@ -25,7 +25,7 @@ import torch
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
-from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
+from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.gradcam import batched_gradcam, resolve_layer, upsample
 from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss
 
@@ -126,12 +126,8 @@ class GroundingTask(Task):
         seconds = {"finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys([*REQUIRED, *self.options["eval_splits"]]):
             t0 = time.perf_counter()
-            try:
-                records = ctx.data.load("grounding", split_name)
-            except DataError:
-                if split_name in REQUIRED:
-                    raise
-                extra["skipped_splits"].append(split_name)
+            records = load_split(ctx.data, "grounding", split_name, split_name in REQUIRED, extra["skipped_splits"])
+            if records is None:
                 continue
             if not records:
                 raise DataError(f"grounding: split '{split_name}' is empty")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from simla_bench.errors import DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
-from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
+from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.heads import mlp_head
 
 
@@ -110,12 +110,8 @@ class NLVR2Task(Task):
         seconds = {"finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
-            try:
-                records = ctx.data.load("nlvr2", split_name)
-            except DataError:
-                if split_name == "test":
-                    raise
-                extra["skipped_splits"].append(split_name)
+            records = load_split(ctx.data, "nlvr2", split_name, split_name == "test", extra["skipped_splits"])
+            if records is None:
                 continue
             preds = self.predict(model, head, records, tok, device)
             result = nlvr2_scores(preds, {r.identifier: r.label for r in records})

@@ -26,7 +26,7 @@ import torch
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
-from simla_bench.tasks.data import ImageBank, encode_images, encode_texts, text_max_len, tokenize
+from simla_bench.tasks.data import ImageBank, load_split, encode_images, encode_texts, text_max_len, tokenize
 from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss
 from simla_bench.tasks.rerank import itm_scorer, rerank
 
@@ -111,16 +111,12 @@ class RetrievalTask(Task):
                               label="retrieval fine-tune")
 
     # ------------------------------------------------------------------ eval
-    def evaluate(self, model, ctx: TaskContext, split_name: str, device) -> tuple[dict, list[float]] | None:
+    def evaluate(self, model, ctx: TaskContext, split_name: str, device,
+                 skipped: list[str]) -> tuple[dict, list[float]] | None:
         from simla_bench.metrics.retrieval import itm_eval
 
         o = self.options
-        try:
-            split = ctx.data.load("retrieval", split_name)
-        except DataError:
-            if split_name == "test":
-                raise
-            return None
+        split = load_split(ctx.data, "retrieval", split_name, split_name == "test", skipped)
         if split is None:
             return None
         s_i2t, s_t2i = retrieval_scores(model, split, ctx.tokenizer or model.tokenizer, k=o["k"],
@@ -141,7 +137,7 @@ class RetrievalTask(Task):
         if o["mode"] == "finetune":
             if o["zero_shot_eval"]:
                 t0 = time.perf_counter()
-                zs, _ = self.evaluate(model, ctx, "test", device)
+                zs, _ = self.evaluate(model, ctx, "test", device, [])
                 metrics.update({k.replace("test/", "test_zs/", 1): v for k, v in zs.items()})
                 timings["zero_shot_eval"] = time.perf_counter() - t0
             log = self.finetune(model, ctx, device, gen)
@@ -150,9 +146,8 @@ class RetrievalTask(Task):
         per_example: dict[str, list[float]] = {}
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
-            out = self.evaluate(model, ctx, split_name, device)
+            out = self.evaluate(model, ctx, split_name, device, extra["skipped_splits"])
             if out is None:
-                extra["skipped_splits"].append(split_name)
                 continue
             metrics.update(out[0])
             if split_name == "test":

@@ -25,7 +25,7 @@ from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.answers import AnswerVocab
-from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
+from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.heads import fusion_width, mlp_head
 
 
@@ -122,12 +122,8 @@ class VQATask(Task):
         seconds = {"finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
-            try:
-                split = ctx.data.load("vqa", split_name)
-            except DataError:
-                if split_name == "test":
-                    raise
-                extra["skipped_splits"].append(split_name)
+            split = load_split(ctx.data, "vqa", split_name, split_name == "test", extra["skipped_splits"])
+            if split is None:
                 continue
             preds = self.predict(model, head, vocab, split.records, tok, device)
             result = vqa_accuracy(preds, annotations_of(split.records))
