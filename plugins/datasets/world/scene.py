@@ -32,7 +32,7 @@ class Obj:
 
     def as_dict(self) -> dict:
         return {"shape": self.shape, "colour": self.colour, "size": self.size,
-                "cx": round(self.cx, 2), "cy": round(self.cy, 2), "box": list(self.box)}
+                "cx": self.cx, "cy": self.cy, "r": self.r, "box": list(self.box)}
 
 
 @dataclass
@@ -147,25 +147,38 @@ def sample_scene(rng: np.random.Generator, image_size: int, specs: list[tuple[st
     return Scene(objs, bg, grad, int(rng.integers(2**31)), image_size)
 
 
+_GRIDS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    if size not in _GRIDS:
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1) - 0.5
+        _GRIDS[size] = (xx[..., None], yy[..., None])
+    return _GRIDS[size]
+
+
 def render(scene: Scene) -> np.ndarray:
     """uint8 [H, W, 3] image; fills each object's ``box`` (tight box of its full mask)."""
     size = scene.size
     rng = np.random.default_rng(scene.noise_seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1) - 0.5
-    base = np.array(scene.bg, np.float32)[None, None, :] + (scene.bg_grad[0] * xx + scene.bg_grad[1] * yy)[..., None]
-    base += rng.normal(0, 7.0, size=(size, size, 3)).astype(np.float32)
+    xx, yy = _grid(size)
+    base = np.asarray(scene.bg, np.float32) + scene.bg_grad[0] * xx + scene.bg_grad[1] * yy
     img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for o in scene.objects:
         jitter = rng.integers(-12, 13, size=3)
-        colour = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[o.colour], jitter))
+        colour = tuple(int(min(255, max(0, c + j))) for c, j in zip(COLOURS[o.colour], jitter))
         _draw(draw, o, colour)
-        mask = object_mask(o, size)
-        ys, xs = np.nonzero(mask)
-        o.box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        o.box = mask_box(o, size)
     arr = np.asarray(img).astype(np.int16)
-    arr += rng.integers(-5, 6, size=arr.shape, dtype=np.int16)
+    arr += rng.integers(-9, 10, size=arr.shape, dtype=np.int16)  # sensor-like noise everywhere
     return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def mask_box(o: Obj, size: int) -> tuple[int, int, int, int]:
+    """Tight x, y, w, h box of an object's full (unoccluded) mask."""
+    ys, xs = np.nonzero(object_mask(o, size))
+    return (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
 
 
 def mirrored(scene: Scene) -> Scene:

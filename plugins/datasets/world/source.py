@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,7 +80,10 @@ class WorldSource(DatasetSource):
         return None
 
     def prepare(self, progress: Callable[..., None] | None = None) -> dict[str, Any]:
-        """Generate the world if needed; returns the manifest (seed, preset, counts, checksum)."""
+        """Generate the world if needed; returns the manifest (seed, preset, counts, checksum).
+
+        Generation shows a rich progress bar on a terminal; ``progress``, when given, is
+        called as ``progress(message=...)`` when generation starts and ends."""
         if self._manifest is not None:
             return self._manifest
         manifest = self._current()
@@ -104,25 +106,24 @@ class WorldSource(DatasetSource):
         tmp = self.root.parent / f".{self.root.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        bar = None
-        if progress is None:
-            bar, progress = _rich_progress()
-            bar.start()
+        bar, update = _rich_progress()
+        note = progress or (lambda **kw: None)
+        note(message=f"world: generating preset {self.options['preset']} (seed {self.options['seed']}) in {self.root}")
+        bar.start()
         try:
-            result = generate(tmp, self.counts, self.options["seed"], self.options["image_size"], progress)
+            result = generate(tmp, self.counts, self.options["seed"], self.options["image_size"], update)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         finally:
-            if bar is not None:
-                bar.stop()
+            bar.stop()
         manifest = {**self.params(), **result}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         if self.root.exists():
             shutil.rmtree(self.root)
         os.replace(tmp, self.root)
-        print(f"world: generated {result['records']['images']} images under {self.root} "
-              f"(preset {self.options['preset']}, seed {self.options['seed']})", file=sys.stderr)
+        note(message=f"world: generated {result['records']['images']} images under {self.root} "
+                     f"(checksum {result['checksum'][:12]})")
         return manifest
 
     # --------------------------------------------------------------------- loading
