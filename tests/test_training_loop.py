@@ -121,3 +121,19 @@ def test_bf16_autocast_on_cpu_trains(records, tmp_path):
     res = pretrain(toy_cfg(steps=3, precision="bf16"), {"toy_itc": (ToyITC(), 1.0)}, toy_model(),
                    records, tmp_path, seed=0)
     assert all(torch.isfinite(torch.tensor(e["loss"])) for e in res.loss_curve)
+
+
+def test_rich_progress_bar_shows_objective_losses(records, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from simla_bench.training.progress import pretrain_progress
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=200)
+    with pretrain_progress(console) as progress:
+        pretrain(toy_cfg(steps=2), {"toy_itc": (ToyITC(), 1.0)}, toy_model(), records, tmp_path, seed=0,
+                 progress=progress)
+    text = out.getvalue()
+    assert "2/2" in text and "toy_itc" in text and "pairs/s" in text

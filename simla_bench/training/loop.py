@@ -119,8 +119,8 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
     check_needs({n: o for n, (o, _) in active.items()}, model)
 
     workdir = Path(workdir)
-    dctx = dist_ctx or init_from_env("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available()
-                                     or str(cfg.device).startswith("cuda") else "cpu")
+    wants_cuda = str(cfg.device).startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    dctx = dist_ctx or init_from_env("cuda" if wants_cuda else "cpu")
     device = resolve_device(str(cfg.device), dctx)
     autocast, scaler = autocast_for(pcfg.precision, device)
 
@@ -132,18 +132,21 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
     steps_per_epoch = max(1, micro_per_epoch // accum)
     alpha_warm = steps_per_epoch if pcfg.alpha_warmup_steps is None else pcfg.alpha_warmup_steps
 
-    _seed_all(seed + dctx.rank)
+    # set-up (objective states, heads they add) is seeded alike on every rank,
+    # then rank 0's parameters are broadcast; training RNG streams differ per rank
+    _seed_all(seed)
     model.to(device)
     caps = frozenset(getattr(model, "capabilities", frozenset()))
     momentum = model.momentum_model() if "momentum" in caps and hasattr(model, "momentum_model") else None
     momentum_separate = momentum is not None and not _is_submodule(model, momentum)
     if momentum_separate:
         momentum.to(device)
+    for obj, _ in active.values():
+        obj.setup(model, records)
     dctx.broadcast_module(model)
     if momentum_separate:
         dctx.broadcast_module(momentum)
-    for obj, _ in active.values():
-        obj.setup(model, records)
+    _seed_all(seed + dctx.rank)
 
     exclude = {id(p) for p in momentum.parameters()} if momentum is not None else set()
     optimizer = build_optimizer(model, pcfg.lr, pcfg.weight_decay, device, exclude)
