@@ -450,7 +450,12 @@ def build(
 def bert_world_tiny(**options: Any) -> BertTransformer:
     """Tiny BERT for the built-in world: width 192, 4 layers, 3 heads, FFN 768."""
     given = options.pop("config", None)
-    config = {**BERT_WORLD_TINY, **dict(given or {})} if given is None or isinstance(given, Mapping) else given
+    if given is None and options.get("weights"):
+        config = None  # the weights directory's own config.json
+    elif given is None or isinstance(given, Mapping):
+        config = {**BERT_WORLD_TINY, **dict(given or {})}
+    else:
+        config = given
     return build(config=config, **options)
 
 

@@ -1,7 +1,9 @@
 """Tokenizers: train a WordPiece tokenizer on a caption corpus, or load one from a local path.
 
-Owns :func:`train_wordpiece` (the ``tokenizers`` library, BERT-style
-normalisation and pre-tokenisation, ``[CLS] ... [SEP]`` post-processing),
+Owns :func:`train_wordpiece` (the ``tokenizers`` library's BERT-style
+normalisation, pre-tokenisation, WordPiece model and ``[CLS] ... [SEP]``
+post-processing, over a vocabulary learnt deterministically by
+:func:`learn_wordpiece_vocab`),
 :func:`load_tokenizer` (a Hugging Face tokenizer directory), and
 :func:`get_tokenizer`, which does whichever the model config asks for.  The
 result is always a ``transformers.BertTokenizerFast`` (or any fast tokenizer
@@ -11,6 +13,8 @@ saved with the run by ``save_pretrained``.
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
 
@@ -19,14 +23,92 @@ from simla_bench.errors import ConfigError, UserError
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+def _word_counts(captions: list[str], normalizer, pre_tokenizer) -> Counter:
+    counts: Counter = Counter()
+    for text in captions:
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)):
+            counts[word] += 1
+    return counts
+
+
+def learn_wordpiece_vocab(word_counts: Counter, vocab_size: int, min_frequency: int = 1,
+                          prefix: str = "##") -> list[str]:
+    """WordPiece vocabulary by BPE-style merges, as the ``tokenizers``
+    WordPiece trainer learns it, but deterministic: ties between equally
+    frequent pairs go to the lexicographically smallest pair (the library's
+    trainer breaks ties by hash order, so its vocabulary changes from process
+    to process).  Returns the tokens in id order (special tokens first)."""
+    words = sorted(word_counts)
+    freqs = [word_counts[w] for w in words]
+    symbols = [[w[0]] + [prefix + c for c in w[1:]] for w in words]
+    vocab = list(SPECIAL_TOKENS)
+    seen = set(vocab)
+    for sym in sorted({t for syms in symbols for t in syms}):
+        if sym not in seen:
+            vocab.append(sym)
+            seen.add(sym)
+    pair_counts: dict[tuple[str, str], int] = defaultdict(int)
+    where: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for i, syms in enumerate(symbols):
+        for pair in zip(syms, syms[1:]):
+            pair_counts[pair] += freqs[i]
+            where[pair].add(i)
+    heap = [(-c, pair) for pair, c in pair_counts.items()]
+    heapq.heapify(heap)
+    while len(vocab) < vocab_size and heap:
+        neg, pair = heapq.heappop(heap)
+        count = pair_counts.get(pair, 0)
+        if count <= 0:
+            continue
+        if -neg != count:  # stale entry; the current count is queued too
+            continue
+        if count < min_frequency:
+            break
+        a, b = pair
+        merged = a + b[len(prefix):] if b.startswith(prefix) else a + b
+        if merged not in seen:
+            vocab.append(merged)
+            seen.add(merged)
+        changed: set[tuple[str, str]] = set()
+        for i in sorted(where.pop(pair, ())):
+            syms = symbols[i]
+            for old in zip(syms, syms[1:]):
+                pair_counts[old] -= freqs[i]
+                changed.add(old)
+            out, j = [], 0
+            while j < len(syms):
+                if j + 1 < len(syms) and syms[j] == a and syms[j + 1] == b:
+                    out.append(merged)
+                    j += 2
+                else:
+                    out.append(syms[j])
+                    j += 1
+            symbols[i] = out
+            for new in zip(out, out[1:]):
+                pair_counts[new] += freqs[i]
+                where[new].add(i)
+                changed.add(new)
+        pair_counts.pop(pair, None)
+        for p in sorted(changed):
+            c = pair_counts.get(p, 0)
+            if c > 0:
+                heapq.heappush(heap, (-c, p))
+            else:
+                pair_counts.pop(p, None)
+                where.pop(p, None)
+    return vocab
+
+
 def train_wordpiece(captions: Iterable[str], vocab_size: int = 1000, min_frequency: int = 1,
                     lowercase: bool = True, save_dir: str | Path | None = None):
     """Train a WordPiece tokenizer on ``captions``; returns a
-    ``BertTokenizerFast`` (PAD=0, UNK=1, CLS=2, SEP=3, MASK=4).  Deterministic for
-    the same captions in the same order.  Saved to ``save_dir`` if given."""
+    ``BertTokenizerFast`` (PAD=0, UNK=1, CLS=2, SEP=3, MASK=4).  Deterministic:
+    the same captions give the same vocabulary and ids in any process.  The
+    ``tokenizers`` library provides BERT normalisation, pre-tokenisation and the
+    WordPiece model; the vocabulary is learnt by :func:`learn_wordpiece_vocab`.
+    Saved to ``save_dir`` if given."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import BertTokenizerFast
 
     captions = [str(c) for c in captions]
@@ -35,14 +117,15 @@ def train_wordpiece(captions: Iterable[str], vocab_size: int = 1000, min_frequen
                         hint="check the pretraining dataset, or set model.tokenizer to a local tokenizer directory")
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ConfigError(f"tokenizer vocab_size {vocab_size} is too small", hint="use at least 50")
-    tok = Tokenizer(WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, clean_text=True, handle_chinese_chars=True,
-                                                strip_accents=None)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase, clean_text=True, handle_chinese_chars=True,
+                                            strip_accents=None)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokens = learn_wordpiece_vocab(_word_counts(captions, normalizer, pre_tokenizer), vocab_size, min_frequency)
+    tok = Tokenizer(WordPiece({t: i for i, t in enumerate(tokens)}, unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece(prefix="##")
-    trainer = WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-                               show_progress=False, continuing_subword_prefix="##")
-    tok.train_from_iterator(captions, trainer=trainer, length=len(captions))
+    tok.add_special_tokens(SPECIAL_TOKENS)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",

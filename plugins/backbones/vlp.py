@@ -109,11 +109,22 @@ class VLPModel(nn.Module):
     # ------------------------------------------------------------- description
     @property
     def capabilities(self) -> frozenset[str]:
-        caps = {"image", "text", "image_feat", "text_feat", "mlm_head", "mim_head", "concept_head", "momentum",
-                "patch_mask"}
+        caps = {"image", "text", "image_feat", "text_feat", "mlm_head", "mim_head", "concept_head", "patch_mask"}
+        if float(self.cfg.momentum) > 0.0:
+            caps.add("momentum")
         if self.has_fusion:
             caps |= {"fusion", "itm_head", "fuse_image", "two_image_fusion"}
         return frozenset(caps)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names the optimizer should not decay (timm's ViT convention:
+        position embedding, CLS and mask tokens; plus the temperature)."""
+        names = {"temp", "visual_encoder.mask_token"}
+        vit_skip = getattr(self.visual_encoder.vit, "no_weight_decay", None)
+        if callable(vit_skip):
+            names |= {f"visual_encoder.vit.{n}" for n in vit_skip()}
+        own = dict(self.named_parameters())
+        return {n for n in names if n in own}
 
     @property
     def image_size(self) -> int:
