@@ -151,6 +151,7 @@ class FakePipeline(Pipeline):
         self.step_sleep = step_sleep
         self.slow_task, self.task_sleep = slow_task, task_sleep
         self.pretrain_calls: list[tuple] = []  # (objectives, seed, first step run)
+        self.restored: list[int] = []  # seeds whose finished pretraining was restored
 
     def build_tokenizer(self, cfg, data, workdir):
         return "fake-tokenizer"
@@ -182,6 +183,7 @@ class FakePipeline(Pipeline):
                 os.replace(tmp, ckpt)
         gain = sum(o.options["rate"] for o, _ in objectives.values())
         model.quality = min(0.95, 0.3 + gain + 0.02 * len(records) / 40 + 0.001 * seed)
+        (Path(workdir) / "final.json").write_text(json.dumps({"quality": model.quality}))
         return PretrainOutcome(model, curve, total, 0.01)
 
     def run_task(self, task, ctx):
@@ -189,11 +191,9 @@ class FakePipeline(Pipeline):
             time.sleep(self.task_sleep)
         return super().run_task(task, ctx)
 
-    def save_final(self, model, path):
-        Path(path).write_text(json.dumps({"quality": model.quality}))
-
-    def load_final(self, model, path):
-        model.quality = json.loads(Path(path).read_text())["quality"]
+    def restore(self, cfg, objectives, model, records, workdir, seed):
+        self.restored.append(seed)
+        model.quality = json.loads((Path(workdir) / "final.json").read_text())["quality"]
         return model
 
 

@@ -126,7 +126,7 @@ def test_resume_after_interruption_mid_task_list(tmp_path):
     FakeTask.calls.clear()
     resumed, pipe = run(cfg)
     assert resumed.cached == 1 and resumed.computed == 1
-    assert pipe.pretrain_calls == []  # finished pretraining reloaded, not redone
+    assert pipe.pretrain_calls == [] and pipe.restored == [0]  # finished pretraining restored, not redone
     assert FakeTask.calls == [("toy2", 0)]
 
 

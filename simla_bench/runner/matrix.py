@@ -227,29 +227,23 @@ class MatrixRunner:
         path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
 
     def _pretrained(self, row: Row, seed: int, pkey: str, data) -> tuple[Any, dict]:
-        """The row's pretrained model: reloaded if finished, else (re)trained,
-        resuming from the checkpoint the trainer left in the work folder."""
+        """The row's pretrained model: restored if finished (``pretrain.json``
+        exists), else trained, resuming from the checkpoint the trainer left."""
         workdir = self.store.pretrain_dir / pkey
         workdir.mkdir(parents=True, exist_ok=True)
-        final, info_path = workdir / "final.pt", workdir / "pretrain.json"
-        self.pipeline.seed_everything(seed)
-        model = self.pipeline.build_model(self.cfg, self._tokenizer)
-        if final.exists() and info_path.exists():
-            try:
-                info = json.loads(info_path.read_text(encoding="utf-8"))
-                model = self.pipeline.load_final(model, final)
-                self.progress.row_done(row.label, seed, "reusing finished pretraining")
-                return model, {**info, "reused": True}
-            except Exception as exc:  # noqa: BLE001 - broken final weights: pretrain again
-                self.progress.warn(f"finished pretraining of '{row.label}' seed {seed} is unreadable ({exc}); redoing it")
-                final.unlink(missing_ok=True)
-                self.pipeline.seed_everything(seed)
-                model = self.pipeline.build_model(self.cfg, self._tokenizer)
+        info_path = workdir / "pretrain.json"
         objectives = {}
         for name, spec in resolve_objectives(self.cfg, row).items():
             cls = self.registry.load("objective", name)
             objectives[name] = (cls(name, spec["options"]), spec["weight"])
         records = self.pipeline.pretrain_records(data[self.cfg.pretrain.dataset], row.data_fraction)
+        self.pipeline.seed_everything(seed)
+        model = self.pipeline.build_model(self.cfg, self._tokenizer)
+        if info_path.exists():
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+            model = self.pipeline.restore(self.cfg, objectives, model, records, workdir, seed)
+            self.progress.row_done(row.label, seed, "reusing finished pretraining")
+            return model, {**info, "reused": True}
         self.progress.row_start(row.label, seed, self.cfg.pretrain.steps)
         resumed = (workdir / "checkpoint.pt").exists()
         start = time.time()
@@ -259,8 +253,7 @@ class MatrixRunner:
         info = {"steps": outcome.steps, "seconds": outcome.seconds or time.time() - start, "pairs": len(records),
                 "data_fraction": row.data_fraction, "resumed_from_checkpoint": resumed,
                 "loss": curves.summarise(outcome.loss_curve)}
-        self.pipeline.save_final(outcome.model, final)
-        atomic_write_json(info_path, info)
+        atomic_write_json(info_path, info)  # marks the pretraining finished
         last = info["loss"]["losses"]
         text = " ".join(f"{k}={v['last']:.3f}" for k, v in last.items())
         self.progress.row_done(row.label, seed, f"{outcome.steps} steps in {info['seconds']:.1f}s {text}")

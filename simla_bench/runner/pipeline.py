@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import abc
 import copy
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -56,7 +55,8 @@ def subset_records(records: list[Any], fraction: float, seed: int = 0) -> list[A
 
 class Pipeline(abc.ABC):
     """The steps of a matrix run.  Subclass to replace any of them; the abstract
-    ones (tokenizer, model, pretraining, weights) have no generic form."""
+    ones (tokenizer, model, pretraining, restoring a finished pretraining) have
+    no generic form."""
 
     def resolve_device(self, cfg: ExperimentConfig) -> str:
         return "cpu" if cfg.device == "auto" else cfg.device
@@ -96,12 +96,10 @@ class Pipeline(abc.ABC):
         """See the class docstring."""
 
     @abc.abstractmethod
-    def save_final(self, model: Any, path: Path) -> None:
-        """See the class docstring."""
-
-    @abc.abstractmethod
-    def load_final(self, model: Any, path: Path) -> Any:
-        """See the class docstring."""
+    def restore(self, cfg: ExperimentConfig, objectives: Mapping[str, tuple[Any, float]], model: Any,
+                records: list[Any], workdir: Path, seed: int) -> Any:
+        """Return the model of a pretraining that finished earlier in ``workdir``
+        (the runner calls it when ``workdir/pretrain.json`` exists)."""
 
     def run_task(self, task: Task, ctx: TaskContext) -> TaskResult:
         self.seed_everything(ctx.seed)
@@ -131,11 +129,16 @@ class DefaultPipeline(Pipeline):
         np.random.seed(seed % (2**32))
         torch.manual_seed(seed)
 
-    def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path) -> Any:
-        from simla_bench.plugins.backbones import tokenizer as tok
+    def pretrain_records(self, data: PreparedData, fraction: float) -> list[Any]:
+        from simla_bench.training.data import subset_records as trainer_subset
 
-        corpus = [r.caption for r in data.source.load("pretrain", "train")]
-        return tok.build_tokenizer(cfg.model, corpus, workdir)
+        return trainer_subset(list(data.source.load("pretrain", "train")), fraction)
+
+    def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path) -> Any:
+        from simla_bench.plugins.backbones.tokenizer import get_tokenizer
+
+        captions = None if cfg.model.tokenizer else [r.caption for r in data.source.load("pretrain", "train")]
+        return get_tokenizer(cfg.model, captions, save_dir=workdir)
 
     def build_model(self, cfg: ExperimentConfig, tokenizer: Any) -> Any:
         from simla_bench.plugins.backbones.vlp import build_model
@@ -151,21 +154,11 @@ class DefaultPipeline(Pipeline):
         result = pretrain(run_cfg, dict(objectives), model, records, Path(workdir), seed, progress)
         return PretrainOutcome(result.model, list(result.loss_curve), int(result.steps), float(result.seconds))
 
-    def save_final(self, model: Any, path: Path) -> None:
-        import torch
-
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(model.state_dict(), tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-
-    def load_final(self, model: Any, path: Path) -> Any:
-        import torch
-
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model
+    def restore(self, cfg, objectives, model, records, workdir, seed) -> Any:
+        """The trainer's final checkpoint is the saved form of a finished row:
+        calling the trainer again runs the objectives' set-up (heads they add),
+        loads model, momentum copy and objective state, and trains 0 steps."""
+        return self.pretrain(cfg, objectives, model, records, workdir, seed, lambda *a, **k: None).model
 
     def run_task(self, task: Task, ctx: TaskContext) -> TaskResult:
         # a task that forgot to copy the model must not change the next task's input
