@@ -289,10 +289,18 @@ class BertTransformer(nn.Module):
         self.config = config
         n = config.num_hidden_layers
         if isinstance(cross_attention_layers, str):
-            if cross_attention_layers != "all":
-                raise ConfigError(f"cross_attention_layers must be 'all' or a list of layer indices, "
-                                  f"got {cross_attention_layers!r}")
-            cross_attention_layers = range(n)
+            spec = cross_attention_layers
+            if spec == "all":
+                cross_attention_layers = range(n)
+            elif spec.startswith("top:") and spec[4:].isdigit():
+                k = int(spec[4:])
+                if k > n:
+                    raise ConfigError(f"{k} fusion (cross-attention) layers were asked for, but the BERT has only "
+                                      f"{n} layers", hint=f"set model.fusion_layers to at most {n} (ALBEF: 6 of 12)")
+                cross_attention_layers = range(n - k, n)
+            else:
+                raise ConfigError(f"cross_attention_layers must be 'all', 'top:K' or a list of layer indices, "
+                                  f"got {spec!r}")
         given = [int(i) for i in cross_attention_layers]
         bad = [i for i in given if not -n <= i < n]
         if bad:
@@ -431,8 +439,8 @@ def build(
 ) -> BertTransformer:
     """Build a BERT text/fusion encoder.
 
-    ``cross_attention_layers``: ``"all"`` or layer indices (negative ones
-    count from the top) that get cross-attention to image tokens of width
+    ``cross_attention_layers``: ``"all"``, ``"top:K"`` or layer indices
+    (negative ones count from the top) that get cross-attention to image tokens of width
     ``encoder_width``.  ``config``: a dict of ``BertConfig`` fields or a local directory; when
     ``weights`` names a local Hugging Face BERT directory and no config is
     given, the directory's config is used.  ``vocab_size``/``pad_token_id``

@@ -345,13 +345,10 @@ def build_model(cfg, tokenizer, mim_vocab_size: int | None = None) -> VLPModel:
                               hint=f"pick a backbone listed with modality={want} by `simla-bench list backbones`")
     visual = image_entry.load()(**dict(cfg.image.options))
 
-    # "all" / negative indices are resolved by the BERT against its own depth
-    cross: Any = "all" if cfg.layout == "single_stream" else list(range(-cfg.fusion_layers, 0))
+    # "all" / "top:K" are resolved by the BERT against its own depth
+    cross = "all" if cfg.layout == "single_stream" else f"top:{cfg.fusion_layers}"
     text = text_entry.load()(**dict(cfg.text.options), vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                              cross_attention_layers=cross, encoder_width=int(visual.width))
-    if cfg.layout == "split" and cfg.fusion_layers > text.num_layers:
-        raise ConfigError(f"model.fusion_layers={cfg.fusion_layers} exceeds the text backbone's {text.num_layers} layers",
-                          hint=f"use at most {text.num_layers} (ALBEF: 6 of 12)")
     if cfg.max_text_len > text.config.max_position_embeddings:
         raise ConfigError(f"model.max_text_len={cfg.max_text_len} exceeds the text backbone's "
                           f"max_position_embeddings={text.config.max_position_embeddings}")
