@@ -283,3 +283,19 @@ def test_one_training_step_lowers_a_loss(tok):
         model.update_momentum()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_state_dict_round_trip_recreates_the_mim_head(tok):
+    model = make(tok)
+    model.set_mim_vocab(11)
+    mom = model.momentum_model()
+    fresh = make(tok, seed=5)
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.mim_vocab_size == 11
+    torch.testing.assert_close(fresh.mim_head.weight, model.mim_head.weight)
+    fresh_mom = fresh.momentum_model()
+    fresh_mom.load_state_dict(mom.state_dict())
+    assert not any(p.requires_grad for p in fresh_mom.parameters())
+    images, ids, att = batch(tok)
+    torch.testing.assert_close(fresh.fuse(ids, att, fresh.encode_image(images)).hidden,
+                               model.fuse(ids, att, model.encode_image(images)).hidden)

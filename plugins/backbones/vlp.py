@@ -161,6 +161,8 @@ class VLPModel(nn.Module):
         ref = self.text_proj.weight
         head = nn.Linear(self.text_width, n).to(device=ref.device, dtype=ref.dtype)
         self._init_linear(head)
+        if self.__dict__.get("_is_momentum"):
+            head.requires_grad_(False)
         self.mim_head = head
         if self._momentum is not None:
             m_head = copy.deepcopy(head).requires_grad_(False)
@@ -273,6 +275,7 @@ class VLPModel(nn.Module):
             momentum = copy.deepcopy(self, memo)
             object.__setattr__(momentum, "_momentum", None)
             object.__setattr__(momentum, "_ema_pairs", None)
+            object.__setattr__(momentum, "_is_momentum", True)
             for p in momentum.parameters():
                 p.grad = None
             momentum.requires_grad_(False)
@@ -306,6 +309,14 @@ class VLPModel(nn.Module):
         torch._foreach_add_(ema, [p.detach() for p in online], alpha=1.0 - m)
 
     # ------------------------------------------------------------ module hooks
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; a saved MIM head of another size
+        (or one this fresh model has not sized yet) is re-created first."""
+        weight = state_dict.get("mim_head.weight")
+        if weight is not None and self.mim_vocab_size != int(weight.shape[0]):
+            self.set_mim_vocab(int(weight.shape[0]))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
         if self.__dict__.get("_momentum") is not None:
