@@ -52,7 +52,7 @@ def contact_sheet(root: Path, out: Path, dpi: int = 72) -> Path:
     comp = src.load("retrieval", "test_comp")
 
     cols = 4
-    fig, axes = plt.subplots(5, cols, figsize=(13, 17.5), gridspec_kw={"hspace": 0.75, "wspace": 0.15})
+    fig, axes = plt.subplots(5, cols, figsize=(13, 22), gridspec_kw={"hspace": 1.1, "wspace": 0.15})
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -87,11 +87,10 @@ def contact_sheet(root: Path, out: Path, dpi: int = 72) -> Path:
                  for q in qs]
         show(axes[2, j], image, "\n".join(lines))
     axes[2, 0].set_title("VQA (val): majority answer (distinct annotator answers)", fontsize=9, loc="left")
-    for k in range(2):  # two NLVR2 examples, each one row-half
-        if k < len(nlvr):
-            ex = nlvr[k]
-            show(axes[3, 2 * k], ex.left, _wrap(f"{ex.identifier}: {ex.sentence} -> {ex.label}", 40), 8)
-            show(axes[3, 2 * k + 1], ex.right, "(right image)", 8)
+    picks = [next((e for e in nlvr if e.label), None), next((e for e in nlvr if not e.label), None)]
+    for k, ex in enumerate(p for p in picks if p is not None):  # one true and one false example
+        show(axes[3, 2 * k], ex.left, _wrap(f"{ex.identifier}: {ex.sentence} -> {ex.label}", 40), 8)
+        show(axes[3, 2 * k + 1], ex.right, "(right image)", 8)
     axes[3, 0].set_title("NLVR2 (dev): left | right image, statement -> label", fontsize=9, loc="left")
     for j in range(cols):
         if j < len(comp.images):

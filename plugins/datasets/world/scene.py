@@ -8,7 +8,7 @@ parameters; :func:`render` draws it with PIL + numpy, deterministically from the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -42,7 +42,9 @@ class Scene:
     bg_grad: tuple[float, float]
     noise_seed: int
     size: int
-    extra: dict = field(default_factory=dict)
+    #: (kind, a, b, c): 0 plain, 1 stripes (angle, period, amplitude), 2 checker (period, amplitude),
+    #: 3 blotches (count, amplitude) -- all low-contrast, so objects stay easy to see
+    texture: tuple = (0, 0.0, 0.0, 0.0)
 
 
 def polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]] | None:
@@ -144,7 +146,9 @@ def sample_scene(rng: np.random.Generator, image_size: int, specs: list[tuple[st
     tint = rng.integers(-18, 19, size=3)
     bg = tuple(int(np.clip(v + t, 0, 255)) for t in tint)
     grad = (float(rng.uniform(-30, 30)), float(rng.uniform(-30, 30)))
-    return Scene(objs, bg, grad, int(rng.integers(2**31)), image_size)
+    kind = int(rng.integers(4))
+    texture = (kind, float(rng.uniform(0, math.pi)), float(rng.uniform(0.12, 0.3)), float(rng.uniform(6, 14)))
+    return Scene(objs, bg, grad, int(rng.integers(2**31)), image_size, texture)
 
 
 _GRIDS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -157,12 +161,28 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return _GRIDS[size]
 
 
+def _texture(texture: tuple, xx: np.ndarray, yy: np.ndarray, rng: np.random.Generator) -> np.ndarray | float:
+    kind, a, period, amp = texture
+    if kind == 1:  # stripes at angle a
+        return amp * np.sign(np.sin((np.cos(a) * xx + np.sin(a) * yy) * (2 * math.pi / period)))
+    if kind == 2:  # checker
+        return amp * np.sign(np.sin(xx * 2 * math.pi / period) * np.sin(yy * 2 * math.pi / period))
+    if kind == 3:  # soft blotches
+        out = np.zeros_like(xx)
+        for _ in range(3):
+            cx, cy = rng.uniform(-0.5, 0.5, size=2)
+            out += amp * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (period * 0.8) ** 2))
+        return out
+    return 0.0
+
+
 def render(scene: Scene) -> np.ndarray:
     """uint8 [H, W, 3] image; fills each object's ``box`` (tight box of its full mask)."""
     size = scene.size
     rng = np.random.default_rng(scene.noise_seed)
     xx, yy = _grid(size)
     base = np.asarray(scene.bg, np.float32) + scene.bg_grad[0] * xx + scene.bg_grad[1] * yy
+    base = base + _texture(scene.texture, xx, yy, rng)
     img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for o in scene.objects:
@@ -184,9 +204,9 @@ def mask_box(o: Obj, size: int) -> tuple[int, int, int, int]:
 def mirrored(scene: Scene) -> Scene:
     """The scene mirrored left-right (objects' x flipped; same background)."""
     objs = [replace(o, cx=scene.size - o.cx) for o in scene.objects]
-    return Scene(objs, scene.bg, (-scene.bg_grad[0], scene.bg_grad[1]), scene.noise_seed + 1, scene.size)
+    return Scene(objs, scene.bg, (-scene.bg_grad[0], scene.bg_grad[1]), scene.noise_seed + 1, scene.size, scene.texture)
 
 
 def with_colours(scene: Scene, colours: list[str]) -> Scene:
     objs = [replace(o, colour=c) for o, c in zip(scene.objects, colours)]
-    return Scene(objs, scene.bg, scene.bg_grad, scene.noise_seed + 1, scene.size)
+    return Scene(objs, scene.bg, scene.bg_grad, scene.noise_seed + 1, scene.size, scene.texture)
