@@ -299,3 +299,26 @@ def test_state_dict_round_trip_recreates_the_mim_head(tok):
     images, ids, att = batch(tok)
     torch.testing.assert_close(fresh.fuse(ids, att, fresh.encode_image(images)).hidden,
                                model.fuse(ids, att, model.encode_image(images)).hidden)
+
+
+class _PaperVocab:
+    pad_token_id = 0
+
+    def __len__(self) -> int:
+        return 30522
+
+
+@pytest.mark.parametrize("name,fusion", [("paper.yaml", (0, 12)), ("albef_paper.yaml", (6, 12))])
+def test_paper_configs_build_at_paper_size(name, fusion):
+    from simla_bench.config import CONFIG_DIR, load_config
+
+    cfg = load_config(CONFIG_DIR / name)
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        model = build_model(cfg.model, _PaperVocab())
+    assert model.vision_width == model.text_width == 768 and model.embed_dim == 256
+    assert model.patch_grid == (16, 16) and model.text_encoder.num_layers == 12
+    assert model.fusion_range == fusion
+    crossed = [i for i, layer in enumerate(model.text_encoder.encoder.layer) if layer.has_cross_attention]
+    assert crossed == list(range(*fusion))
+    vit = sum(p.numel() for p in model.visual_encoder.parameters())
+    assert 85e6 < vit < 87e6  # ViT-B/16 (86M)
