@@ -35,8 +35,9 @@ def toy_tokenizer():
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
-def toy_records(root: Path, per_class: int = 4, size: int = 8) -> list[PairRecord]:
-    """Solid-colour images with a shape; caption names colour and shape."""
+def toy_records(root: Path, per_class: int = 4, size: int = 8, write: bool = True) -> list[PairRecord]:
+    """Solid-colour images with a shape; caption names colour and shape
+    (``write=False``: the records of images an earlier call wrote)."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
     records = []
@@ -48,7 +49,8 @@ def toy_records(root: Path, per_class: int = 4, size: int = 8) -> list[PairRecor
                     arr[:, : size // 2] *= 0.3
                 arr += rng.normal(0, 12, arr.shape)
                 path = root / f"{color}_{shape}_{k}.png"
-                Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path)
+                if write:
+                    Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path)
                 records.append(PairRecord(image=path, caption=f"a {color} {shape} image", image_id=path.stem))
     return records
 
@@ -131,6 +133,7 @@ class ToyITC(Objective):
         super().__init__(name, options)
         self.queue = None
         self.calls = 0
+        self.key_counts = []  # how many text keys (negatives + positive) each row was compared with
 
     def setup(self, model, data):
         self.queue = F.normalize(torch.randn(self.options["queue"], 16), dim=-1)
@@ -141,6 +144,7 @@ class ToyITC(Objective):
         g_txt = step.gather(txt)
         g_img = step.gather(img)
         keys = torch.cat([g_txt, self.queue.to(img.device)])
+        self.key_counts.append(keys.shape[0])
         logits = img @ keys.T / 0.1
         b = img.shape[0]
         target = torch.arange(b, device=img.device) + step.rank * b
