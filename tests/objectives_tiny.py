@@ -20,6 +20,9 @@ COLOURS = torch.tensor([[1.0, -1, -1], [-1, 1.0, -1], [-1, -1, 1.0], [1.0, 1.0, 
 COLOUR_WORDS = [10, 11, 12, 13]
 PLACE_WORDS = [20, 21, 22, 23]  # quadrant: top-left, top-right, bottom-left, bottom-right
 FILLER = [5, 6]  # "a", "the"
+WORDS = {"a": 5, "the": 6, "red": 10, "green": 11, "blue": 12, "yellow": 13,
+         "top-left": 20, "top-right": 21, "bottom-left": 22, "bottom-right": 23}
+NAMES = {v: k for k, v in WORDS.items()}
 
 
 class TinyTokenizer:
@@ -29,6 +32,10 @@ class TinyTokenizer:
 
     def __len__(self) -> int:
         return VOCAB
+
+    def __call__(self, texts, truncation=True, max_length=8):
+        ids = [[CLS] + [WORDS.get(w, UNK) for w in t.split()][: max_length - 2] + [SEP] for t in texts]
+        return {"input_ids": ids}
 
 
 @dataclass
@@ -193,7 +200,7 @@ def make_batch(n: int, generator: torch.Generator) -> dict:
         att[i, : len(toks)] = 1
     image_ids = [f"img{int(colour[i])}-{int(place[i])}" for i in range(n)]
     return {"images": images, "input_ids": ids, "attention_mask": att, "image_ids": image_ids,
-            "captions": ["" for _ in range(n)]}
+            "captions": [" ".join(NAMES[int(t)] for t in ids[i, 1:4]) for i in range(n)]}
 
 
 def make_step(model, batch, alpha=0.4, step=0):

@@ -60,11 +60,27 @@ class FeatureQueue:
         self.ptr = int(state["ptr"])
 
 
-def clamp_temperature(model: Any) -> torch.Tensor:
-    """ALBEF clamps the learnable temperature in place to [0.001, 0.5] before use."""
-    with torch.no_grad():
-        model.temp.clamp_(0.001, 0.5)
-    return model.temp
+def clamp_temperature(model: Any, step: Any = None) -> torch.Tensor:
+    """The learnable temperature, clamped to [0.001, 0.5] as ALBEF does.
+
+    The in-place clamp runs once per step (memoised on ``step``) and only when
+    the value is out of range: clamping again after another objective already
+    used the temperature would invalidate that objective's autograd graph.
+    """
+    memo = getattr(step, "memo", None)
+    if callable(memo):
+        return memo("temperature", lambda: _clamp(model))
+    return _clamp(model)
+
+
+def _clamp(model: Any) -> torch.Tensor:
+    temp = model.temp
+    if not 0.001 <= float(temp.detach()) <= 0.5:
+        if callable(getattr(model, "temperature", None)):
+            return model.temperature()
+        with torch.no_grad():
+            temp.clamp_(0.001, 0.5)
+    return temp
 
 
 def itc_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, image_keys: torch.Tensor, text_keys: torch.Tensor,
@@ -112,7 +128,7 @@ class ITC(Objective):
         if size is None:
             size = getattr(model, "queue_size", None)
             if size is None:
-                size = getattr(getattr(model, "config", None), "queue_size", 4096)
+                size = getattr(getattr(model, "cfg", None), "queue_size", 4096)
         return int(size)
 
     def setup(self, model: Any, data: Any) -> None:
@@ -122,7 +138,7 @@ class ITC(Objective):
 
     def loss(self, step: Any) -> torch.Tensor:
         model = step.model
-        temp = clamp_temperature(model)
+        temp = clamp_temperature(model, step)
         image_feat, text_feat = step.image_feat, step.text_feat
         m_image, m_text = step.m_image_feat, step.m_text_feat
         device = image_feat.device

@@ -52,7 +52,7 @@ class ITM(Objective):
         model = step.model
         input_ids, att = step.batch["input_ids"], step.batch["attention_mask"]
         image_embeds, text_embeds = step.image_embeds, step.text_embeds
-        temp = clamp_temperature(model)
+        temp = clamp_temperature(model, step)
         bsz = input_ids.shape[0]
         with torch.no_grad():
             sim_i2t = step.image_feat @ step.text_feat.T / temp

@@ -97,6 +97,8 @@ class MIM(Objective):
             self.tokenizer = load_user_tokenizer(spec, model)
         elif self.tokenizer is None:
             self.tokenizer = self.fit_codebook(model, data)
+        if callable(getattr(model, "set_mim_vocab", None)):
+            model.set_mim_vocab(self.tokenizer.vocab_size)  # also sizes the momentum copy's head
         self._check_head(model)
 
     def fit_codebook(self, model: Any, data: Any) -> KMeansCodebook:

@@ -56,7 +56,7 @@ class PSL(Objective):
             if not texts:
                 raise ConfigError(f"objective '{self.name}': top_k_keywords needs pretraining captions",
                                   hint="set top_k_keywords: 0 to use the whole text vocabulary")
-            max_len = int(getattr(model, "max_text_len", 25))
+            max_len = int(getattr(model, "max_text_len", None) or getattr(getattr(model, "cfg", None), "max_text_len", 25))
             captions = tok(texts, truncation=True, max_length=max_len)["input_ids"]
         self.keyword_ids = keyword_vocabulary(vocab_size_of(model), special_token_ids(tok),
                                               self.options["top_k_keywords"], captions)
