@@ -170,7 +170,7 @@ class TinyVLP(nn.Module):
         return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
 
     def itm_logits(self, h):
-        return self.itm_head(h)
+        return self.itm_head(h[:, 0])
 
     def mlm_logits(self, h):
         return self.mlm_head(h)
