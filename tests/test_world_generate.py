@@ -35,6 +35,13 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert tree_digest(c.root) != tree_digest(a.root)
 
 
+def test_output_does_not_depend_on_worker_processes(tmp_path):
+    one = WorldSource("world", {"preset": "tiny", "root": str(tmp_path / "one"), "counts": SMALL, "workers": 1})
+    two = WorldSource("world", {"preset": "tiny", "root": str(tmp_path / "two"), "counts": SMALL, "workers": 2})
+    assert one.prepare()["checksum"] == two.prepare()["checksum"]
+    assert tree_digest(one.root) == tree_digest(two.root)
+
+
 def test_manifest_and_reuse(tmp_path):
     src = make_tiny_world(tmp_path / "w", **SMALL)
     m = json.loads((src.root / "manifest.json").read_text())

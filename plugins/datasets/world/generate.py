@@ -39,6 +39,7 @@ class Writer:
     def __init__(self, root: Path, progress: Progress, total: int):
         self.root = root
         self.hash = hashlib.sha256()
+        self._dirs: set[Path] = set()
         self.meta: list[str] = []
         self.images = 0
         self.progress = progress
@@ -46,7 +47,9 @@ class Writer:
 
     def write(self, rel: str, data: bytes) -> None:
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent)
         path.write_bytes(data)
         self.hash.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
 
@@ -87,10 +90,9 @@ def _t(text: str, meaning: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ pretraining
-def gen_pretrain(w: Writer, counts, size, seed) -> int:
-    rng = _rng(seed, "pretrain")
+def gen_pretrain(w: Writer, rng, counts, size, start: int, n: int) -> list:
     records = []
-    for i in range(counts["pretrain"]):
+    for i in range(start, start + n):
         scene = _scene(rng, size, [], _n_objects(rng))
         caps: list[tuple[str, dict]] = []
         for _ in range(20):
@@ -102,8 +104,7 @@ def gen_pretrain(w: Writer, counts, size, seed) -> int:
         rel = f"images/pretrain/{i:07d}.png"
         w.image(rel, scene, [_t(*c) for c in caps], "pretrain")
         records.extend({"image": rel, "caption": c, "image_id": f"pretrain_{i}"} for c, _ in caps)
-    w.json(PRETRAIN_FILE, records)
-    return len(records)
+    return records
 
 
 # -------------------------------------------------------------------------------- retrieval
@@ -154,12 +155,11 @@ def _five(scene, first, rng, focus) -> list[tuple[str, dict]]:
     return caps
 
 
-def gen_retrieval(w: Writer, counts, size, seed, split: str) -> int:
-    rng = _rng(seed, f"retrieval/{split}")
+def gen_retrieval(w: Writer, rng, size, split: str, start: int, n: int) -> list:
+    """Images ``start .. start + n`` (both even) of a retrieval split, as twins."""
     comp = split == "test_comp"
-    n = counts[f"retrieval_{split}"]
     records = []
-    for p in range(n // 2):
+    for p in range(start // 2, (start + n) // 2):
         kind = "relation" if comp or p % 2 else "binding"
         for j, (scene, cap, ifocus) in enumerate(_twins(rng, size, comp, kind)):
             focus = scene.objects[ifocus] if comp else None
@@ -170,84 +170,74 @@ def gen_retrieval(w: Writer, counts, size, seed, split: str) -> int:
                 records.extend({"image": rel, "caption": c, "image_id": f"retrieval_{split}_{2 * p + j}"} for c, _ in caps)
             else:
                 records.append({"image": rel, "caption": [c for c, _ in caps]})
-    w.json(retrieval_file(split), records)
-    return len(records)
+    return records
 
 
 # -------------------------------------------------------------------------------- grounding
-def gen_grounding(w: Writer, counts, size, seed, state: dict) -> dict[str, int]:
+def gen_grounding(w: Writer, rng, size, split: str, start: int, n: int) -> dict:
+    """Refs, COCO images/annotations and proposals for images ``start .. start + n`` of a split."""
     refs, images, anns, proposals = [], [], [], {}
-    out_counts = {}
-    for s_index, split in enumerate(GROUNDING_SPLITS):
-        rng = _rng(seed, f"grounding/{split}")
-        comp = split == "test_comp"
-        group = GROUP_A if split == "testA" else GROUP_B if split == "testB" else None
-        n_sent = 0
-        for i in range(counts[f"grounding_{split}"]):
-            while True:
-                if comp:
-                    c, s = _HELD[rng.integers(len(_HELD))]
-                else:
-                    while True:
-                        c, s = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))], SHAPES[rng.integers(len(SHAPES))]
-                        if (c, s) not in HELD_OUT and (group is None or s in group):
-                            break
-                z = ("small", "large")[rng.integers(2)]
-                specs = [(c, s, z)]
-                if rng.random() < 0.6:  # a same-shape distractor makes colour or size necessary
-                    specs.append((None, s, None))
-                if rng.random() < 0.5:
-                    specs.append((c, None, None))
-                scene = _scene(rng, size, specs, max(len(specs), _n_objects(rng, 2, 6)), comp)
-                targets = [o for o in scene.objects if (o.colour, o.shape, o.size) == (c, s, z)]
-                if len(targets) != 1:
-                    continue
-                target = targets[0]
-                descs = lang.unique_descriptors(scene.objects, target)
-                if comp:
-                    descs = [d for d in descs if "colour" in d and "shape" in d]
-                if descs:
-                    break
-            image_id = 100000 * (s_index + 1) + i
-            rel = f"refcoco+/images/COCO_world_{image_id:012d}.png"
-            sents = []
-            for k in range(2):
-                d = descs[min(k, len(descs) - 1)] if k == 0 else descs[rng.integers(len(descs))]
-                text = lang.referring_expression(d, rng)
-                sents.append((text, {"kind": "ref", "desc": d}))
-            w.image(rel, scene, [_t(*x) | {"referent": scene.objects.index(target)} for x in sents], f"grounding/{split}")
-            images.append({"id": image_id, "file_name": rel, "width": size, "height": size})
-            ann_ids = []
-            for k, o in enumerate(scene.objects):
-                ann_id = image_id * 10 + k
-                ann_ids.append(ann_id)
-                anns.append({"id": ann_id, "image_id": image_id, "bbox": list(o.box), "category_id": SHAPES.index(o.shape) + 1,
-                             "area": float(o.box[2] * o.box[3]), "iscrowd": 0, "segmentation": []})
-            ref_id = image_id
-            t_index = scene.objects.index(target)
-            sent_ids = [ref_id * 10 + k for k in range(len(sents))]
-            refs.append({"ref_id": ref_id, "ann_id": ann_ids[t_index], "image_id": image_id, "split": split,
-                         "category_id": SHAPES.index(target.shape) + 1, "file_name": rel, "sent_ids": sent_ids,
-                         "sentences": [{"sent_id": sid, "sent": t, "raw": t, "tokens": t.split()}
-                                       for sid, (t, _) in zip(sent_ids, sents)]})
-            proposals[str(ref_id)] = [list(o.box) for o in scene.objects]
-            n_sent += len(sents)
-        out_counts[split] = n_sent
-    w.write(REFS_FILE, pickle.dumps(refs, protocol=4))
-    w.json(INSTANCES_FILE, {"info": {"description": "simla-bench world (RefCOCO+ format)"}, "images": images,
-                            "annotations": anns,
-                            "categories": [{"id": k + 1, "name": s, "supercategory": "shape"} for k, s in enumerate(SHAPES)]})
-    w.json(PROPOSALS_FILE, proposals)
-    return out_counts
+    s_index = GROUNDING_SPLITS.index(split)
+    comp = split == "test_comp"
+    group = GROUP_A if split == "testA" else GROUP_B if split == "testB" else None
+    for i in range(start, start + n):
+        while True:
+            if comp:
+                c, s = _HELD[rng.integers(len(_HELD))]
+            else:
+                while True:
+                    c, s = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))], SHAPES[rng.integers(len(SHAPES))]
+                    if (c, s) not in HELD_OUT and (group is None or s in group):
+                        break
+            z = ("small", "large")[rng.integers(2)]
+            specs = [(c, s, z)]
+            if rng.random() < 0.6:  # a same-shape distractor makes colour or size necessary
+                specs.append((None, s, None))
+            if rng.random() < 0.5:
+                specs.append((c, None, None))
+            scene = _scene(rng, size, specs, max(len(specs), _n_objects(rng, 2, 6)), comp)
+            targets = [o for o in scene.objects if (o.colour, o.shape, o.size) == (c, s, z)]
+            if len(targets) != 1:
+                continue
+            target = targets[0]
+            descs = lang.unique_descriptors(scene.objects, target)
+            if comp:
+                descs = [d for d in descs if "colour" in d and "shape" in d]
+            if descs:
+                break
+        image_id = 100000 * (s_index + 1) + i
+        rel = f"refcoco+/images/COCO_world_{image_id:012d}.png"
+        sents = []
+        for k in range(2):
+            d = descs[0] if k == 0 else descs[rng.integers(len(descs))]
+            sents.append((lang.referring_expression(d, rng), {"kind": "ref", "desc": d}))
+        t_index = scene.objects.index(target)
+        w.image(rel, scene, [_t(*x) | {"referent": t_index} for x in sents], f"grounding/{split}")
+        images.append({"id": image_id, "file_name": rel, "width": size, "height": size})
+        ann_ids = []
+        for k, o in enumerate(scene.objects):
+            ann_ids.append(image_id * 10 + k)
+            anns.append({"id": image_id * 10 + k, "image_id": image_id, "bbox": list(o.box),
+                         "category_id": SHAPES.index(o.shape) + 1, "area": float(o.box[2] * o.box[3]),
+                         "iscrowd": 0, "segmentation": []})
+        ref_id = image_id
+        sent_ids = [ref_id * 10 + k for k in range(len(sents))]
+        refs.append({"ref_id": ref_id, "ann_id": ann_ids[t_index], "image_id": image_id, "split": split,
+                     "category_id": SHAPES.index(target.shape) + 1, "file_name": rel, "sent_ids": sent_ids,
+                     "sentences": [{"sent_id": sid, "sent": t, "raw": t, "tokens": t.split()}
+                                   for sid, (t, _) in zip(sent_ids, sents)]})
+        proposals[str(ref_id)] = [list(o.box) for o in scene.objects]
+    return {"refs": refs, "images": images, "annotations": anns, "proposals": proposals}
 
 
 # -------------------------------------------------------------------------------------- VQA
-def gen_vqa(w: Writer, counts, size, seed, split: str, s_index: int) -> int:
-    rng = _rng(seed, f"vqa/{split}")
+def gen_vqa(w: Writer, rng, size, split: str, start: int, n: int) -> dict:
+    """Questions and annotations for images ``start .. start + n`` of a split."""
+    s_index = VQA_SPLITS.index(split)
     comp = split == "test_comp"
     sub = vqa_subtype(split)
     questions, annotations = [], []
-    for i in range(counts[f"vqa_{split}"]):
+    for i in range(start, start + n):
         specs = []
         if comp:
             specs.append((*_HELD[rng.integers(len(_HELD))], None))
@@ -277,12 +267,7 @@ def gen_vqa(w: Writer, counts, size, seed, split: str, s_index: int) -> int:
             texts.append({"text": q, "meaning": {"kind": "vqa", "answer": ans, "answer_type": atype}})
         rel = VQA_PATTERN.format(data_subtype=sub, image_id=image_id)
         w.image(rel, scene, texts, f"vqa/{split}")
-    qfile, afile = vqa_files(split)
-    head = {"info": {"description": "simla-bench world (VQA v2 format)"}, "license": {"name": "CC0"},
-            "data_type": "mscoco", "data_subtype": sub}
-    w.json(qfile, {**head, "task_type": "Open-Ended", "questions": questions})
-    w.json(afile, {**head, "annotations": annotations})
-    return len(questions)
+    return {"questions": questions, "annotations": annotations}
 
 
 # ------------------------------------------------------------------------------------ NLVR2
@@ -319,12 +304,12 @@ def _nlvr2_image(rng, size, thing: dict, k: int, comp: bool) -> Scene:
             return scene
 
 
-def gen_nlvr2(w: Writer, counts, size, seed, split: str) -> int:
-    rng = _rng(seed, f"nlvr2/{split}")
+def gen_nlvr2(w: Writer, rng, size, split: str, start: int, n: int) -> list:
+    """JSON lines of statements ``start .. start + n`` (4 image pairs each) of a split."""
     comp = split == "test_comp"
     prefix = NLVR2_PREFIX[split]
     lines = []
-    for set_id in range(counts[f"nlvr2_{split}"]):
+    for set_id in range(start, start + n):
         while True:
             thing = _thing(rng, comp)
             sentence, meaning = lang.nlvr2_statement(thing, rng)
@@ -352,8 +337,7 @@ def gen_nlvr2(w: Writer, counts, size, seed, split: str) -> int:
                                      "left_url": rels[0], "right_url": rels[1], "writer": "world",
                                      "synset": lang.thing_phrase(thing, False), "query": "", "extra_validations": {}},
                                     separators=(",", ":")))
-    w.write(nlvr2_file(split), ("\n".join(lines) + "\n").encode())
-    return len(lines)
+    return lines
 
 
 def total_images(counts: dict) -> int:
@@ -362,16 +346,120 @@ def total_images(counts: dict) -> int:
             + 8 * sum(counts[f"nlvr2_{s}"] for s in NLVR2_SPLITS))
 
 
-def generate(root: Path, counts: dict, seed: int, image_size: int, progress: Progress) -> dict:
-    """Write the whole world under ``root`` (which must be empty); returns the record counts
-    and the checksum."""
-    w = Writer(root, progress, total_images(counts))
-    n: dict[str, object] = {"pretrain": gen_pretrain(w, counts, image_size, seed)}
-    n["retrieval"] = {s: gen_retrieval(w, counts, image_size, seed, s) for s in RETRIEVAL_SPLITS}
-    n["grounding"] = gen_grounding(w, counts, image_size, seed, {})
-    n["vqa"] = {s: gen_vqa(w, counts, image_size, seed, s, k) for k, s in enumerate(VQA_SPLITS)}
-    n["nlvr2"] = {s: gen_nlvr2(w, counts, image_size, seed, s) for s in NLVR2_SPLITS}
-    n["images"] = w.images
-    w.write("world_meta.jsonl", ("\n".join(w.meta) + "\n").encode())
-    progress("rendering", w.images, w.total)
-    return {"records": n, "checksum": w.hash.hexdigest(), "generator_version": GENERATOR_VERSION}
+#: units per chunk (images; NLVR2: statements): each chunk has its own random stream, so the
+#: output does not depend on how many processes render the chunks
+CHUNK = {"pretrain": 500, "retrieval": 250, "grounding": 250, "vqa": 250, "nlvr2": 40}
+_FUNCS = {"pretrain": gen_pretrain, "retrieval": gen_retrieval, "grounding": gen_grounding, "vqa": gen_vqa,
+          "nlvr2": gen_nlvr2}
+
+
+def sections(counts: dict) -> list[tuple[str, str, int, int]]:
+    """(kind, split, start, n) chunks in their fixed order."""
+    out = []
+    plan = [("pretrain", "train", counts["pretrain"])]
+    plan += [("retrieval", s, counts[f"retrieval_{s}"]) for s in RETRIEVAL_SPLITS]
+    plan += [("grounding", s, counts[f"grounding_{s}"]) for s in GROUNDING_SPLITS]
+    plan += [("vqa", s, counts[f"vqa_{s}"]) for s in VQA_SPLITS]
+    plan += [("nlvr2", s, counts[f"nlvr2_{s}"]) for s in NLVR2_SPLITS]
+    for kind, split, total in plan:
+        for start in range(0, total, CHUNK[kind]):
+            out.append((kind, split, start, min(CHUNK[kind], total - start)))
+    return out
+
+
+def run_section(job: tuple) -> dict:
+    """Render one chunk (in this or a worker process); returns its records, the digest of the
+    files it wrote, its world_meta lines and its image count."""
+    root, counts, seed, size, (kind, split, start, n) = job
+    w = Writer(Path(root), lambda *a: None, 0)
+    rng = _rng(seed, f"{kind}/{split}/{start}")
+    if kind == "pretrain":
+        data = gen_pretrain(w, rng, counts, size, start, n)
+    else:
+        data = _FUNCS[kind](w, rng, size, split, start, n)
+    return {"data": data, "digest": w.hash.hexdigest(), "meta": w.meta, "images": w.images}
+
+
+def _results(jobs: list, workers: int):
+    if workers <= 1:
+        for job in jobs:
+            yield run_section(job)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        yield from pool.map(run_section, jobs)
+
+
+def default_workers(counts: dict) -> int:
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    # spawning workers costs ~0.5 s each and measurably more CPU in total; it only pays off
+    # for big worlds on machines with CPUs to spare
+    return 1 if total_images(counts) < 3000 or cpus < 4 else min(cpus // 2, 4)
+
+
+def generate(root: Path, counts: dict, seed: int, image_size: int, progress: Progress, workers: int = 0) -> dict:
+    """Write the whole world under ``root`` (which must be empty) using ``workers`` processes
+    (0: automatic); returns the record counts and the checksum (independent of ``workers``)."""
+    workers = workers or default_workers(counts)
+    chunks = sections(counts)
+    jobs = [(str(root), counts, seed, image_size, c) for c in chunks]
+    total = total_images(counts)
+    merged: dict[tuple[str, str], list] = {}
+    digests, meta, done = [], [], 0
+    progress("rendering", 0, total)
+    for (kind, split, _, _), res in zip(chunks, _results(jobs, workers)):
+        merged.setdefault((kind, split), []).append(res["data"])
+        digests.append(res["digest"])
+        meta.extend(res["meta"])
+        done += res["images"]
+        progress("rendering", done, total)
+
+    w = Writer(root, progress, total)
+    n: dict[str, object] = {}
+    pre = [r for part in merged[("pretrain", "train")] for r in part]
+    w.json(PRETRAIN_FILE, pre)
+    n["pretrain"] = len(pre)
+    n["retrieval"] = {}
+    for s in RETRIEVAL_SPLITS:
+        recs = [r for part in merged[("retrieval", s)] for r in part]
+        w.json(retrieval_file(s), recs)
+        n["retrieval"][s] = len(recs)
+    refs, images, anns, proposals = [], [], [], {}
+    n["grounding"] = {}
+    for s in GROUNDING_SPLITS:
+        for part in merged[("grounding", s)]:
+            refs += part["refs"]
+            images += part["images"]
+            anns += part["annotations"]
+            proposals.update(part["proposals"])
+        n["grounding"][s] = sum(len(r["sentences"]) for r in refs if r["split"] == s)
+    # a JSON round trip first: pickle's memo depends on object identity, which differs between
+    # records built here and records received from worker processes
+    w.write(REFS_FILE, pickle.dumps(json.loads(json.dumps(refs)), protocol=4))
+    w.json(INSTANCES_FILE, {"info": {"description": "simla-bench world (RefCOCO+ format)"}, "images": images,
+                            "annotations": anns,
+                            "categories": [{"id": k + 1, "name": s, "supercategory": "shape"} for k, s in enumerate(SHAPES)]})
+    w.json(PROPOSALS_FILE, proposals)
+    n["vqa"] = {}
+    for s in VQA_SPLITS:
+        questions = [q for part in merged[("vqa", s)] for q in part["questions"]]
+        annotations = [a for part in merged[("vqa", s)] for a in part["annotations"]]
+        qfile, afile = vqa_files(s)
+        head = {"info": {"description": "simla-bench world (VQA v2 format)"}, "license": {"name": "CC0"},
+                "data_type": "mscoco", "data_subtype": vqa_subtype(s)}
+        w.json(qfile, {**head, "task_type": "Open-Ended", "questions": questions})
+        w.json(afile, {**head, "annotations": annotations})
+        n["vqa"][s] = len(questions)
+    n["nlvr2"] = {}
+    for s in NLVR2_SPLITS:
+        lines = [line for part in merged[("nlvr2", s)] for line in part]
+        w.write(nlvr2_file(s), ("\n".join(lines) + "\n").encode())
+        n["nlvr2"][s] = len(lines)
+    n["images"] = done
+    w.write("world_meta.jsonl", ("\n".join(meta) + "\n").encode())
+    checksum = hashlib.sha256("\n".join(digests + [w.hash.hexdigest()]).encode()).hexdigest()
+    return {"records": n, "checksum": checksum, "generator_version": GENERATOR_VERSION}

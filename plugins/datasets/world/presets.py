@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from simla_bench.errors import ConfigError
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 #: pretrain: images (x captions_per_image pairs); retrieval/grounding/vqa: images per split
 #: (grounding: one ref with two sentences per image; vqa: three questions per image);

@@ -196,9 +196,16 @@ def render(scene: Scene) -> np.ndarray:
 
 
 def mask_box(o: Obj, size: int) -> tuple[int, int, int, int]:
-    """Tight x, y, w, h box of an object's full (unoccluded) mask."""
-    ys, xs = np.nonzero(object_mask(o, size))
-    return (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+    """Tight x, y, w, h box of an object's full (unoccluded) mask, rasterised in a small
+    window around the object (the same pixels as :func:`object_mask`, integer-shifted)."""
+    ox, oy = int(math.floor(o.cx - o.r)) - 2, int(math.floor(o.cy - o.r)) - 2
+    side = int(math.ceil(2 * o.r)) + 5
+    m = Image.new("L", (side, side), 0)
+    _draw(ImageDraw.Draw(m), Obj(o.shape, o.colour, o.size, o.cx - ox, o.cy - oy, o.r), 255)
+    ys, xs = np.nonzero(np.asarray(m))
+    x0, y0 = max(0, int(xs.min()) + ox), max(0, int(ys.min()) + oy)
+    x1, y1 = min(size, int(xs.max()) + ox + 1), min(size, int(ys.max()) + oy + 1)
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def mirrored(scene: Scene) -> Scene:

@@ -46,7 +46,7 @@ class WorldSource(DatasetSource):
 
     provides = ("pretrain", "retrieval", "grounding", "vqa", "nlvr2")
     defaults = {"preset": "small", "root": "data/world", "seed": 0, "image_size": 64, "counts": {},
-                "skip_bad": False, "verify_images": True}
+                "workers": 0, "skip_bad": False, "verify_images": True}
 
     def __init__(self, name: str, options=None):
         super().__init__(name, options)
@@ -111,7 +111,8 @@ class WorldSource(DatasetSource):
         note(message=f"world: generating preset {self.options['preset']} (seed {self.options['seed']}) in {self.root}")
         bar.start()
         try:
-            result = generate(tmp, self.counts, self.options["seed"], self.options["image_size"], update)
+            result = generate(tmp, self.counts, self.options["seed"], self.options["image_size"], update,
+                              workers=self.options["workers"])
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
