@@ -229,3 +229,42 @@ def test_two_runs_on_one_directory_do_not_collide(tmp_path):
     store = RunStore(cfg.output_dir)
     assert all(read.record for _, read in store.iter_records())
     assert metrics_by_cell(results[0]) == metrics_by_cell(results[1])
+
+
+class BrokenRestorePipeline(FakePipeline):
+    def restore(self, cfg, objectives, model, records, workdir, seed):
+        raise RuntimeError("size mismatch for mlm_head.bias")
+
+
+def test_unrestorable_finished_pretraining_is_redone_with_a_warning(tmp_path, capsys):
+    cfg = make_config(tmp_path)
+    first, _ = run(cfg)
+    (tmp_path / "run" / "cells" / f"{first.records[0]['key']}.json").unlink()
+    again, pipe = run(cfg, BrokenRestorePipeline())
+    assert "cannot restore the finished pretraining" in capsys.readouterr().err
+    assert pipe.pretrain_calls[0][2] == 1 and again.computed == 1
+    assert metrics_by_cell(again) == metrics_by_cell(first)
+
+
+class StaleCheckpointPipeline(FakePipeline):
+    """Refuses checkpoints it did not write in this process (like a trainer whose
+    checkpoint format changed)."""
+
+    def pretrain(self, cfg, objectives, model, records, workdir, seed, progress):
+        ckpt = tmp = None
+        from pathlib import Path
+
+        ckpt = Path(workdir) / "checkpoint.pt"
+        if ckpt.exists() and not getattr(self, "_wrote", False):
+            raise RuntimeError("checkpoint format 0 is not supported")
+        self._wrote = True
+        return super().pretrain(cfg, objectives, model, records, workdir, seed, progress)
+
+
+def test_unresumable_checkpoint_starts_over(tmp_path, capsys):
+    cfg = make_config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, FakePipeline(interrupt_at=5))
+    result, pipe = run(cfg, StaleCheckpointPipeline())
+    assert "starting it over" in capsys.readouterr().err
+    assert pipe.pretrain_calls[0][2] == 1 and result.computed == 2 and not result.failures

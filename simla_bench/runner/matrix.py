@@ -240,15 +240,37 @@ class MatrixRunner:
         self.pipeline.seed_everything(seed)
         model = self.pipeline.build_model(self.cfg, self._tokenizer)
         if info_path.exists():
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-            model = self.pipeline.restore(self.cfg, objectives, model, records, workdir, seed)
-            self.progress.row_done(row.label, seed, "reusing finished pretraining")
-            return model, {**info, "reused": True}
+            try:
+                info = json.loads(info_path.read_text(encoding="utf-8"))
+                model = self.pipeline.restore(self.cfg, objectives, model, records, workdir, seed)
+                self.progress.row_done(row.label, seed, "reusing finished pretraining")
+                return model, {**info, "reused": True}
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. written by other code: train afresh
+                self.progress.warn(f"cannot restore the finished pretraining of '{row.label}' seed {seed} "
+                                   f"({_describe_exc(exc).splitlines()[0]}); pretraining it again")
+                self._wipe(workdir)
+                self.pipeline.seed_everything(seed)
+                model = self.pipeline.build_model(self.cfg, self._tokenizer)
         self.progress.row_start(row.label, seed, self.cfg.pretrain.steps)
-        resumed = (workdir / "checkpoint.pt").exists()
+        resumed = any(p.name != "tasks" and not p.name.endswith(".log") for p in workdir.iterdir())
         start = time.time()
-        outcome = self.pipeline.pretrain(self.cfg, objectives, model, records, workdir, seed,
-                                         self.progress.pretrain_callback())
+        try:
+            outcome = self.pipeline.pretrain(self.cfg, objectives, model, records, workdir, seed,
+                                             self.progress.pretrain_callback())
+        except Exception as exc:  # noqa: BLE001
+            if not resumed:
+                raise
+            # a checkpoint this code cannot resume (another version wrote it): start over once
+            self.progress.warn(f"cannot resume '{row.label}' seed {seed} from its checkpoint "
+                               f"({_describe_exc(exc).splitlines()[0]}); starting it over")
+            self._wipe(workdir)
+            resumed = False
+            self.pipeline.seed_everything(seed)
+            model = self.pipeline.build_model(self.cfg, self._tokenizer)
+            outcome = self.pipeline.pretrain(self.cfg, objectives, model, records, workdir, seed,
+                                             self.progress.pretrain_callback())
         curves.check_finite(outcome.loss_curve)
         info = {"steps": outcome.steps, "seconds": outcome.seconds or time.time() - start, "pairs": len(records),
                 "data_fraction": row.data_fraction, "resumed_from_checkpoint": resumed,
@@ -258,6 +280,11 @@ class MatrixRunner:
         text = " ".join(f"{k}={v['last']:.3f}" for k, v in last.items())
         self.progress.row_done(row.label, seed, f"{outcome.steps} steps in {info['seconds']:.1f}s {text}")
         return outcome.model, {**info, "reused": False}
+
+    @staticmethod
+    def _wipe(workdir: Path) -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
 
     def _run_cell(self, pc: PlannedCell, model: Any, pinfo: dict, data, env, device) -> dict:
         cell = pc.cell

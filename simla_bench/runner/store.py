@@ -126,11 +126,16 @@ class RunStore:
                     f"this simla-bench reads schema {SCHEMA_VERSION}",
                     hint="choose another --out, or rerun into a fresh directory",
                 )
-        elif self.root.is_dir() and any(p.name not in ("cells", "pretrain", "locks") for p in self.root.iterdir()):
+        elif self.root.is_dir() and any(not self._ours(p.name) for p in self.root.iterdir()):
             raise IncompatibleRunDirError(
                 f"{self.root} is not empty and is not a simla-bench run directory (no manifest.json)",
                 hint="choose an empty or new --out directory",
             )
+
+    @staticmethod
+    def _ours(name: str) -> bool:
+        # our folders, and the manifest's temporary file while another run writes it
+        return name in ("cells", "pretrain", "locks", "tokenizer") or name.startswith(".manifest.json.")
 
     def ensure(self) -> None:
         self.check_compatible()
