@@ -1,0 +1,89 @@
+"""Building blocks for testing plugins: a tiny world, a tiny model, a
+pretraining batch, the per-step context an objective receives, and a task
+context.  The pytest fixtures in :mod:`simla_bench.testing.fixtures` are thin
+wrappers over these; plugin authors may also call them directly.
+
+Everything is CPU-sized (a 64px world at the ``tiny`` preset, a 2-layer ViT
+and a 2-layer BERT of width 64) so that a plugin's tests run in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+#: the tiny model: 2-layer ViT and 2-layer BERT at width 64, 32-d ITC space
+TINY_MODEL = {
+    "image": {"name": "vit_world_tiny", "options": {"embed_dim": 64, "depth": 2, "num_heads": 2}},
+    "text": {"name": "bert_world_tiny", "options": {"config": {
+        "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}}},
+    "embed_dim": 32,
+    "queue_size": 64,
+    "vocab_size": 300,
+    "max_text_len": 25,
+}
+
+
+def tiny_world(root: str | Path, seed: int = 0):
+    """The built-in world at the ``tiny`` preset under ``root`` (generated if
+    missing, reused otherwise); a prepared :class:`DatasetSource`."""
+    from simla_bench.plugins.datasets.world.source import WorldSource
+
+    source = WorldSource("world", {"preset": "tiny", "root": str(root), "seed": seed})
+    source.prepare(progress=lambda *args, **kwargs: None)
+    return source
+
+
+def tiny_model_config(**overrides: Any):
+    """The ``ModelConfig`` of the tiny model (``overrides`` replace top-level keys,
+    e.g. ``layout="split"`` or ``image={"name": "my_backbone", "options": {}}``)."""
+    from simla_bench.config import ModelConfig
+
+    return ModelConfig.model_validate({**TINY_MODEL, **overrides})
+
+
+def tiny_model(world, seed: int = 0, **overrides: Any):
+    """A freshly initialised tiny vision-language model whose WordPiece
+    tokenizer (``model.tokenizer``) is trained on the world's pretraining captions."""
+    import torch
+
+    from simla_bench.plugins.backbones.tokenizer import get_tokenizer
+    from simla_bench.plugins.backbones.vlp import build_model
+
+    cfg = tiny_model_config(**overrides)
+    captions = [r.caption for r in world.load("pretrain", "train")]
+    tokenizer = get_tokenizer(cfg, captions)
+    torch.manual_seed(seed)
+    return build_model(cfg, tokenizer)
+
+
+def make_batch(model, world, size: int = 8, start: int = 0) -> dict[str, Any]:
+    """A pretraining batch (the dict the trainer builds) of ``size`` pairs of the
+    world's pretraining corpus, with the evaluation image transform."""
+    from simla_bench.plugins.datasets.images import image_transform
+    from simla_bench.training.data import Collate, PairDataset
+
+    records = list(world.load("pretrain", "train"))[start:start + size]
+    dataset = PairDataset(records, image_transform(model.image_size, train=False), seed=0)
+    max_len = int(getattr(getattr(model, "cfg", None), "max_text_len", 25))
+    return Collate(model.tokenizer, max_len)([dataset[(i, 0)] for i in range(len(records))])
+
+
+def make_step(model, batch: dict[str, Any], step: int = 0, alpha: float = 0.0, momentum: Any = "auto"):
+    """The :class:`~simla_bench.training.StepContext` the trainer would pass to
+    ``Objective.loss`` for ``batch`` (one process; ``momentum="auto"`` uses the
+    model's EMA copy when it has one)."""
+    from simla_bench.training.step_context import StepContext
+
+    if momentum == "auto":
+        has = "momentum" in getattr(model, "capabilities", ()) and hasattr(model, "momentum_model")
+        momentum = model.momentum_model() if has else None
+    return StepContext(batch=batch, model=model, momentum=momentum, alpha=alpha, step=step)
+
+
+def task_context(model, world, workdir: str | Path, seed: int = 0, options: dict | None = None):
+    """A :class:`~simla_bench.interfaces.TaskContext` for ``model`` on ``world`` (CPU)."""
+    from simla_bench.interfaces import TaskContext
+
+    return TaskContext(model=model, tokenizer=model.tokenizer, data=world, options=dict(options or {}), seed=seed,
+                       device="cpu", workdir=Path(workdir))
