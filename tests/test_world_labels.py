@@ -192,8 +192,12 @@ def test_captions_true_and_twins_discriminative(world, meta):
             twin = scene_of(meta, rs.images[i ^ 1])
             first = rec["texts"][0]["meaning"]
             assert not sem.holds(first, twin["objs"], twin["size"]), "twin caption must be false of the twin"
-            if split == "test_comp":
+            if split == "test_comp":  # every caption names a held-out colour-shape pair
                 assert any(o.combo in HELD_OUT for o in rec["objs"])
+                for t in rec["texts"]:
+                    m = t["meaning"]
+                    descs = m.get("objs") or [m[k] for k in ("a", "b", "obj") if k in m]
+                    assert any((d.get("colour"), d.get("shape")) in HELD_OUT for d in descs), t
             else:
                 assert not any(o.combo in HELD_OUT for o in rec["objs"])
 

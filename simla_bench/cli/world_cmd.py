@@ -15,7 +15,13 @@ from simla_bench.cli.common import SimlaGroup, console
 
 @click.group("world", cls=SimlaGroup)
 def world_group() -> None:
-    """Generate and inspect the built-in procedurally generated world."""
+    """Generate and inspect the built-in procedurally generated world.
+
+    \b
+    Example:
+      simla-bench world generate --preset small --out data/world
+      simla-bench world show data/world
+    """
 
 
 @world_group.command("generate")
@@ -25,7 +31,12 @@ def world_group() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--image-size", type=int, default=64, show_default=True, help="Image side in pixels.")
 def generate_cmd(preset: str, out: Path, seed: int, image_size: int) -> None:
-    """Generate the world in the official dataset formats (ALBEF JSON, RefCOCO+, VQA v2, NLVR2)."""
+    """Generate the world in the official dataset formats (ALBEF JSON, RefCOCO+, VQA v2, NLVR2).
+
+    \b
+    Example:
+      simla-bench world generate --preset tiny --out /tmp/world --seed 1
+    """
     import time
 
     from simla_bench.plugins.datasets.world.source import WorldSource
@@ -59,7 +70,12 @@ def _print_counts(manifest: dict) -> None:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG to write (default DIRECTORY/contact_sheet.png).")
 def show_cmd(directory: Path, out: Path | None) -> None:
-    """Print a world's counts and write a PNG contact sheet of sample scenes."""
+    """Print a world's counts and write a PNG contact sheet of sample scenes.
+
+    \b
+    Example:
+      simla-bench world show data/world --out sheet.png
+    """
     from simla_bench.plugins.datasets.world.contact_sheet import contact_sheet, open_world
 
     manifest = open_world(directory).prepare()

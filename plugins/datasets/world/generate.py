@@ -133,8 +133,8 @@ def _twins(rng, size, comp: bool, kind: str):
             capB = lang.binding_caption(B, B.objects[ia], B.objects[ib], rng)
         else:
             B = mirrored(A)
-            capA = lang.relation_caption(A, a, b, rng)
-            capB = lang.relation_caption(B, B.objects[ia], B.objects[ib], rng)
+            capA = lang.relation_caption(A, a, b, rng, name_a=comp)
+            capB = lang.relation_caption(B, B.objects[ia], B.objects[ib], rng, name_a=comp)
             if capA is None or capB is None:
                 continue
         if (sem.holds(capA[1], A.objects, size) and not sem.holds(capA[1], B.objects, size)

@@ -124,11 +124,12 @@ def binding_caption(scene, a, b, rng) -> tuple[str, dict]:
     return caption_exists([da, db], rng), {"kind": "exists", "objs": [da, db]}
 
 
-def relation_caption(scene, a, b, rng) -> tuple[str, dict] | None:
+def relation_caption(scene, a, b, rng, name_a: bool = False) -> tuple[str, dict] | None:
+    """A left/right caption about a and b (``name_a``: always give a's colour and shape)."""
     rels = [r for r in clear_relations(scene, a, b) if r in ("left", "right")]
     if not rels:
         return None
-    da = full(a) if rng.random() < 0.5 else {"shape": a.shape}
+    da = full(a) if name_a or rng.random() < 0.5 else {"shape": a.shape}
     db = full(b) if rng.random() < 0.5 else {"shape": b.shape}
     return caption_rel(da, rels[0], db, rng), {"kind": "rel", "a": da, "rel": rels[0], "b": db}
 
