@@ -49,8 +49,11 @@ def test_masked_lm_checkpoint_prefix_and_tied_head(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(ours(ids, att).hidden, hf.bert(input_ids=ids, attention_mask=att).last_hidden_state,
                                    rtol=0, atol=1e-5)
-    head = ours.make_lm_head()
+    head = ours.make_lm_head().eval()
     assert head.decoder.weight is ours.embeddings.word_embeddings.weight
+    with torch.no_grad():  # the MLM head starts from BertForMaskedLM's
+        torch.testing.assert_close(head(ours(ids, att).hidden), hf(input_ids=ids, attention_mask=att).logits,
+                                   rtol=0, atol=1e-4)
 
 
 def test_padding_does_not_change_outputs():

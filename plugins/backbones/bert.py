@@ -145,6 +145,8 @@ class BertSelfAttention(nn.Module):
         k = self._split(self.key(context))
         v = self._split(self.value(context))
         p = self.dropout_p if self.training else 0.0
+        if mask is not None and mask.dtype != q.dtype:
+            mask = mask.to(q.dtype)  # e.g. under autocast
         if want_probs:
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
             if mask is not None:
@@ -340,8 +342,15 @@ class BertTransformer(nn.Module):
             nn.init.zeros_(module.bias)
 
     def make_lm_head(self) -> BertLMPredictionHead:
+        """A fresh MLM head tied to the word embeddings; when the loaded weights
+        held a ``BertForMaskedLM`` head (``cls.predictions.*``), it starts from it."""
         head = BertLMPredictionHead(self.config, self.embeddings.word_embeddings)
         head.transform.apply(self._init_weights)
+        saved = self.__dict__.get("_pretrained_lm_head")
+        if saved:
+            own = head.state_dict()
+            usable = {k: v for k, v in saved.items() if k in own and k != "decoder.weight" and own[k].shape == v.shape}
+            head.load_state_dict(usable, strict=False)
         return head
 
     # ----------------------------------------------------------------- forward
@@ -397,14 +406,21 @@ class BertTransformer(nn.Module):
     def load_hf_state_dict(self, state: Mapping[str, torch.Tensor], strict_text: bool = True) -> dict[str, list[str]]:
         """Load a Hugging Face ``BertModel`` / ``BertForMaskedLM`` / ALBEF state
         dict by name.  Prefixes ``bert.``, ``text_encoder.bert.``, ``module.``
-        are stripped; pooler and heads are ignored.  Missing cross-attention
+        are stripped; the pooler is ignored; a ``BertForMaskedLM`` head is kept
+        for :meth:`make_lm_head`.  Missing cross-attention
         weights are expected (a text-only checkpoint has none); any other
         missing weight is an error when ``strict_text``."""
         mapped: dict[str, torch.Tensor] = {}
         own = self.state_dict()
         skipped: list[str] = []
+        lm_head: dict[str, torch.Tensor] = {}
         for key, value in state.items():
             k = key
+            head_key = k.split("cls.predictions.", 1)
+            if len(head_key) == 2:  # BertForMaskedLM's head: kept for make_lm_head
+                name = head_key[1].replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+                lm_head[name] = value
+                continue
             for prefix in ("module.", "text_encoder.", "bert."):
                 if k.startswith(prefix):
                     k = k[len(prefix):]
@@ -418,6 +434,8 @@ class BertTransformer(nn.Module):
                 mapped[k] = value
             else:
                 skipped.append(key)
+        if lm_head:
+            object.__setattr__(self, "_pretrained_lm_head", lm_head)
         result = self.load_state_dict(mapped, strict=False)
         missing = [k for k in result.missing_keys if ".crossattention." not in k]
         if strict_text and missing:
