@@ -162,6 +162,11 @@ def test_refcoco_rejects_bad_records(world, tmp_path):
     _raises(lambda: run(refs, inst3, props).load("grounding", "val"), label, "gone.png does not exist")
     bad = [dict(x, ann_id=-1) if x["ref_id"] == target["ref_id"] else x for x in refs]
     _raises(lambda: run(bad, inst, props).load("grounding", "val"), label, "ann_id -1 is not in")
+    import os
+
+    (tmp_path / "evil.p").write_bytes(pickle.dumps(os.getcwd))  # a pickle that imports something
+    _raises(lambda: RefCOCOPlus("r", {"refs_file": str(tmp_path / "evil.p"), "instances_file": "x", "proposals_file": "y"})
+            .load("grounding", "val"), "evil.p", "plain data only")
     (tmp_path / "junk.p").write_bytes(b"not a pickle")
     _raises(lambda: RefCOCOPlus("r", {"refs_file": str(tmp_path / "junk.p"), "instances_file": "x", "proposals_file": "y"})
             .load("grounding", "val"), "junk.p", "not a readable pickle")

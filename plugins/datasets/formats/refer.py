@@ -23,11 +23,20 @@ from ..checks import BadRecord, Checker, box_ok, field, image_ok, read_json, req
 from ..records import RefRecord
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles only plain data (lists, dicts, strings, numbers): a refs file that tries to
+    import anything is refused instead of executed."""
+
+    def find_class(self, module: str, name: str):  # noqa: D401
+        raise pickle.UnpicklingError(f"refuses to load {module}.{name} (plain data only)")
+
+
 def load_refs(path: Path) -> list[dict]:
     path = require_file(path, "refer refs pickle")
     try:
         with open(path, "rb") as fh:
-            refs = pickle.load(fh)  # noqa: S301 - the refer toolkit's official format
+            # latin1: the official file was pickled by Python 2
+            refs = _PlainUnpickler(fh, encoding="latin1").load()
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"refs file {path} is not a readable pickle: {type(exc).__name__}: {exc}") from None
     if not isinstance(refs, list):
