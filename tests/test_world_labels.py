@@ -180,6 +180,7 @@ def test_captions_true_and_twins_discriminative(world, meta):
         rec = scene_of(meta, p.image)
         meanings = [t["meaning"] for t in rec["texts"] if t["text"] == p.caption]
         assert meanings and sem.holds(meanings[0], rec["objs"], rec["size"]), p
+        assert not sem.says_everything(meanings[0], rec["objs"]), p
         for o in rec["objs"]:
             assert o.combo not in HELD_OUT  # held-out combinations never appear in pretraining
     for split in ("val", "test", "test_comp"):
@@ -200,6 +201,21 @@ def test_captions_true_and_twins_discriminative(world, meta):
                     assert any((d.get("colour"), d.get("shape")) in HELD_OUT for d in descs), t
             else:
                 assert not any(o.combo in HELD_OUT for o in rec["objs"])
+
+
+def test_says_everything_on_hand_made_scenes():
+    a = Obj("circle", "red", "small", 10, 10, 5)
+    b = Obj("square", "blue", "large", 40, 40, 9)
+    full_a = {"shape": "circle", "colour": "red", "size": "small"}
+    full_b = {"shape": "square", "colour": "blue", "size": "large"}
+    assert sem.says_everything({"kind": "exists", "objs": [full_a]}, [a])
+    assert not sem.says_everything({"kind": "exists", "objs": [{"shape": "circle", "colour": "red"}]}, [a])
+    assert not sem.says_everything({"kind": "exists", "objs": [full_a]}, [a, b])
+    assert sem.says_everything({"kind": "rel", "a": full_a, "rel": "left", "b": full_b}, [a, b])
+    assert sem.holds({"kind": "rel", "a": full_a, "rel": "above", "b": full_b}, [a, b], 64)
+    assert not sem.holds({"kind": "rel", "a": full_a, "rel": "right", "b": full_b}, [a, b], 64)
+    assert sem.holds({"kind": "count", "obj": {"colour": "blue"}, "n": 1}, [a, b], 64)
+    assert not sem.holds({"kind": "exists", "objs": [{"shape": "circle"}, {"shape": "circle"}]}, [a, b], 64)
 
 
 def test_caption_text_says_what_meaning_says(world, meta):

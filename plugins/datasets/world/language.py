@@ -53,7 +53,7 @@ def caption_exists(descs: list[dict], rng) -> str:
     nps = [article(phrase(d, rng)) for d in descs]
     body = nps[0] if len(nps) == 1 else " and ".join(nps)
     return pick(rng, ("{}", "there is {}", "a picture of {}", "an image with {}", "{} in the scene")).format(body) \
-        if len(nps) == 1 else pick(rng, ("{}", "there are {}", "an image showing {}")).format(body)
+        if len(nps) == 1 else pick(rng, ("{}", "there is {}", "an image showing {}")).format(body)
 
 
 def caption_rel(a: dict, rel: str, b: dict, rng) -> str:
@@ -108,7 +108,7 @@ def random_caption(scene, rng, focus=None) -> tuple[str, dict]:
             text = caption_count(d, n, rng)
         else:
             continue
-        if sem.holds(meaning, objs, scene.size):
+        if sem.holds(meaning, objs, scene.size) and not sem.says_everything(meaning, objs):
             return text, meaning
     d = full(focus if focus is not None else objs[0])
     return caption_exists([d], rng), {"kind": "exists", "objs": [d]}

@@ -59,3 +59,15 @@ def holds(meaning: dict, objects: list, image_size: int) -> bool:
     if kind == "count":
         return count(objects, meaning["obj"]) == meaning["n"]
     raise ValueError(f"unknown meaning kind {kind!r}")
+
+
+def says_everything(meaning: dict, objects: list) -> bool:
+    """Whether a caption names every object of the scene with all three attributes (the world's
+    captions never do: there is always something left for keyword recommendation to find)."""
+    if meaning["kind"] == "exists":
+        descs = meaning["objs"]
+    elif meaning["kind"] == "rel":
+        descs = [meaning["a"], meaning["b"]]
+    else:
+        descs = [meaning["obj"]] * meaning.get("n", 0)
+    return len(descs) >= len(objects) and all(len(d) == 3 for d in descs)
