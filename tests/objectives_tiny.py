@@ -90,7 +90,8 @@ class TinyVLP(nn.Module):
         self.tokenizer = TinyTokenizer()
         self.image_size, self.patch_grid, self.patch = 16, (4, 4), 4
         self.embed_dim, self.queue_size, self.mim_vocab_size, self.max_text_len = embed_dim, queue_size, mim_vocab, 8
-        self.capabilities = frozenset({"text", "fusion", "itm_head", "mlm_head", "mim_head", "concept_head", "momentum"})
+        self.capabilities = frozenset({"text", "fusion", "itm_head", "mlm_head", "mim_head", "concept_head", "momentum",
+                                       "fuse_image", "patch_mask"})
         # image encoder
         self.patch_embed = nn.Linear(3 * 16, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))

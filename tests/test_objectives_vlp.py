@@ -83,3 +83,24 @@ def test_psl_trains_only_the_visual_side_of_the_real_model(setup_world):
     got = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert got and all(n.startswith(("visual_encoder.", "vision_proj.", "concept_head.")) for n in got), got
     assert any(n.startswith("visual_encoder.") for n in got)
+
+
+@pytest.mark.slow
+def test_simla_set_trains_through_the_trainer(setup_world, tmp_path):
+    """End to end: the trainer with ITC+ITM+XMM+PSL on the tiny world; every loss goes down."""
+    from simla_bench.config import ExperimentConfig, PretrainConfig
+    from simla_bench.training import pretrain
+
+    records, tok, cfg, _ = setup_world
+    model = _model(setup_world)
+    exp = ExperimentConfig(model=cfg, device="cpu",
+                           pretrain=PretrainConfig(steps=60, batch_size=8, lr=1e-3, warmup_steps=5,
+                                                   checkpoint_every=1000, augment=False, alpha_warmup_steps=5))
+    objs = {"itc": (ITC("itc"), 1.0), "itm": (ITM("itm"), 1.0),
+            "xmm": (XMM("xmm", {"codebook_size": 16, "fit_images": 20}), 1.0), "psl": (PSL("psl"), 1.0)}
+    result = pretrain(exp, objs, model, records, tmp_path, seed=0)
+    curve = result.loss_curve
+    for name in objs:
+        first = sum(c[name] for c in curve[:10]) / 10
+        last = sum(c[name] for c in curve[-10:]) / 10
+        assert last < first, (name, first, last)

@@ -59,7 +59,7 @@ def _load_images(paths: Sequence[Any], size: int, batch: int = 64):
 class MIM(Objective):
     """Masked image modelling conditioned on the caption."""
 
-    needs = frozenset({"fusion", "mim_head"})
+    needs = frozenset({"fusion", "mim_head", "fuse_image", "patch_mask"})
     defaults = {
         #: fraction of the patch grid masked (SIMLA: 75 of 256 patches)
         "mask_ratio": 0.29,
