@@ -5,7 +5,11 @@ import pytest
 from simla_bench.errors import DataError
 from simla_bench_extras.snli_ve import VisualEntailment
 
-FAST = {"steps": 25, "batch_size": 16, "max_train": 32, "lr": 3e-4, "head_lr": 3e-3}
+#: a quick check of the whole protocol (2 steps, 8 val / 8 test examples)
+QUICK = {"steps": 2, "batch_size": 8, "max_train": 16, "max_eval": 8}
+#: enough to fit 16 training examples: a fresh model's fused CLS is nearly the same for
+#: every input, so the encoder itself must learn (model lr 1e-3), not only the head
+FIT = {"steps": 30, "batch_size": 16, "max_train": 16, "max_eval": 8, "lr": 1e-3, "head_lr": 1e-2}
 
 
 def test_registered_by_the_entry_point(simla_registry):
@@ -14,10 +18,10 @@ def test_registered_by_the_entry_point(simla_registry):
     assert entry.load() is VisualEntailment
 
 
-def test_fine_tuning_fits_the_training_examples_and_scores_val_and_test(simla_task_context):
-    result = VisualEntailment("snli_ve", FAST).run(simla_task_context)
-    assert result.extra["steps"] == FAST["steps"]
-    assert result.extra["loss_last"] < 0.8 * result.extra["loss_first"]   # it learns (fits 32 examples)
+def test_protocol_scores_val_and_test_consistently(simla_task_context):
+    result = VisualEntailment("snli_ve", QUICK).run(simla_task_context)
+    assert result.extra["steps"] == QUICK["steps"]
+    assert sum(result.extra["counts"]["train"].values()) == 16
     for split in ("val", "test"):
         scores = result.per_example[f"{split}/acc"]
         assert set(scores) <= {0.0, 1.0} and len(scores) == sum(result.extra["counts"][split].values())
@@ -26,13 +30,19 @@ def test_fine_tuning_fits_the_training_examples_and_scores_val_and_test(simla_ta
 
 
 @pytest.mark.slow
+def test_fine_tuning_fits_the_training_examples(simla_task_context):
+    result = VisualEntailment("snli_ve", FIT).run(simla_task_context)
+    assert result.extra["loss_last"] < 0.5 * result.extra["loss_first"]   # measured: 1.12 -> 0.29
+
+
+@pytest.mark.slow
 def test_same_seed_same_numbers(simla_tiny_model, simla_tiny_world, tmp_path):
     import copy
 
     from simla_bench.testing import task_context
 
-    a = VisualEntailment("snli_ve", FAST).run(task_context(copy.deepcopy(simla_tiny_model), simla_tiny_world, tmp_path))
-    b = VisualEntailment("snli_ve", FAST).run(task_context(copy.deepcopy(simla_tiny_model), simla_tiny_world, tmp_path))
+    a = VisualEntailment("snli_ve", QUICK).run(task_context(copy.deepcopy(simla_tiny_model), simla_tiny_world, tmp_path))
+    b = VisualEntailment("snli_ve", QUICK).run(task_context(copy.deepcopy(simla_tiny_model), simla_tiny_world, tmp_path))
     assert a.metrics == b.metrics
 
 
