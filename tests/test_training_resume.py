@@ -80,3 +80,14 @@ def test_mismatched_checkpoint_is_refused(records, tmp_path):
 def test_checkpoint_write_is_atomic(records, tmp_path):
     pretrain(toy_cfg(steps=2), _objs(), toy_model(), records, tmp_path, seed=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temp file left behind
+
+
+def test_fp16_with_grad_scaler_resumes_exactly(records, tmp_path):
+    cfg = toy_cfg(steps=4, checkpoint_every=2, precision="fp16")
+    full = pretrain(cfg, _objs(), toy_model(), records, tmp_path / "full", seed=2)
+    pretrain(cfg, _objs(), toy_model(), records, tmp_path / "part", seed=2, should_stop=lambda s: s == 2)
+    state = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    assert state["scaler"] is not None and state["scaler"]["scale"] > 0
+    resumed = pretrain(cfg, _objs(), toy_model(), records, tmp_path / "part", seed=2)
+    assert resumed.loss_curve == full.loss_curve
+    assert all(torch.isfinite(torch.tensor(e["loss"])) for e in full.loss_curve)

@@ -74,8 +74,6 @@ def autocast_for(precision: str, device: torch.device) -> tuple[Callable[[], Any
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("pretrain.precision bf16 is not supported by this GPU", hint="use precision: fp16 or fp32")
-    if device.type == "cpu" and precision == "fp16":
-        raise ConfigError("pretrain.precision fp16 is not supported on CPU", hint="use precision: bf16 or fp32 on CPU")
     if not torch.amp.is_autocast_available(device.type):
         raise ConfigError(f"mixed precision is not available on device '{device.type}'", hint="use precision: fp32")
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
