@@ -253,6 +253,8 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
             progress(step=step, total=total, losses={n: entry[n] for n in names} | {"loss": entry["loss"]},
                      pairs_per_s=global_batch * accum / dt, lr=lr)
         stop = bool(should_stop(step)) if should_stop is not None else False
+        if should_stop is not None and dctx.active:  # rank 0 decides, so no rank waits for the others forever
+            stop = bool(dctx.broadcast_object(stop))
         if step % pcfg.checkpoint_every == 0 or step == total or stop:
             save()
         if stop:
