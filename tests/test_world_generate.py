@@ -98,3 +98,18 @@ def test_registered_and_light_plugin_module(simla_registry):
     code = ("import sys, simla_bench.plugins.datasets as d; "
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_other_image_sizes_scale_the_world(tmp_path):
+    from PIL import Image
+
+    src = make_tiny_world(tmp_path / "w", image_size=48, **SMALL)
+    refs = src.load("grounding", "val")
+    for r in refs:
+        assert r.image_size == (48, 48)
+        with Image.open(r.image) as img:
+            assert img.size == (48, 48)
+        x, y, w, h = r.box
+        assert 0 <= x and 0 <= y and x + w <= 48 and y + h <= 48 and w >= 3 and h >= 3
+    with pytest.raises(ConfigError, match="image_size must be between 32 and 512"):
+        WorldSource("world", {"image_size": 16})
