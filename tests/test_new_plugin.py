@@ -75,16 +75,17 @@ def test_each_kind_installs_and_is_listed(skeletons):
     assert backbone["modality"] == "image"
 
 
-def test_generated_backbone_tests_pass(skeletons):
+def test_generated_backbone_unit_tests_pass(skeletons):
+    """The fast part of the backbone skeleton's tests (no world, no full model)."""
     projects, site = skeletons
-    proc = _generated_tests(projects["backbone"], site)
+    proc = _generated_tests(projects["backbone"], site, "-k", "not plugs_into")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "3 passed" in proc.stdout
+    assert "3 passed, 1 deselected" in proc.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["objective", "task"])
-def test_generated_objective_and_task_tests_pass(skeletons, kind):
+@pytest.mark.parametrize("kind", KINDS)
+def test_generated_tests_pass(skeletons, kind):
     projects, site = skeletons
     proc = _generated_tests(projects[kind], site)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -359,3 +359,18 @@ def test_bad_losses_stop_their_row_only_naming_objective_and_distribution(extras
     assert [r["objectives"] for r in records] == [["itc"]]
     if not ("simla-bench-bad-loss" in vector[0] and "simla-bench-bad-loss" in nan[0]):
         pytest.xfail("the runner's row-stopped message names the objective but not its distribution yet")
+
+
+@pytest.mark.slow
+def test_the_extras_own_test_suite_passes_when_installed(extras_site, tmp_path):
+    """The distribution's tests, run against the installed copy (not the source
+    tree), with the fixtures simla-bench exports to plugin authors."""
+    work = tmp_path / "extras-tests"
+    shutil.copytree(EXTRAS_SRC / "tests", work / "tests")
+    shutil.copy(EXTRAS_SRC / "pyproject.toml", work / "pyproject.toml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMLA_BENCH_")}
+    env["PYTHONPATH"] = str(extras_site)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "", "tests"],
+                          cwd=work, capture_output=True, text=True, env=env, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "failed" not in proc.stdout and "error" not in proc.stdout.lower().split("passed")[-1]
