@@ -3,9 +3,10 @@ as one process with the same global batch and seed, ITC negatives from both
 ranks, the gather's gradient, rank-0-only checkpoint writing, and a 2-process
 checkpoint resumed in 1 process.
 
-Tolerance: losses agree to rtol 1e-4 and parameters to atol 1e-5 (the ranks'
-sums are reduced in a different order and with other thread counts than one
-process; measured differences are ~1e-7).
+Tolerance (toy model): losses agree to rtol 1e-5 and parameters to atol 1e-6
+(the ranks' sums are reduced in a different order and with other thread
+counts than one process; measured: losses <= 1e-7 relative, parameters
+<= 3e-8 absolute).  The built-in model + ITC test (slow) uses rtol 1e-4 / atol 1e-5.
 """
 
 import os
@@ -62,9 +63,9 @@ def test_two_processes_match_one_process(two_procs, tmp_path):
     assert len(two["curve"]) == STOP
     for a, b in zip(one.loss_curve, two["curve"]):
         assert a["step"] == b["step"] and a["lr"] == b["lr"]
-        assert b["toy_itc"] == pytest.approx(a["toy_itc"], rel=1e-4)
+        assert b["toy_itc"] == pytest.approx(a["toy_itc"], rel=1e-5)
     for k, v in one.model.state_dict().items():
-        torch.testing.assert_close(two["state"][k], v, atol=1e-5, rtol=1e-4, msg=k)
+        torch.testing.assert_close(two["state"][k], v, atol=1e-6, rtol=1e-5, msg=k)
 
 
 def test_itc_sees_negatives_from_both_ranks(two_procs):
@@ -99,9 +100,9 @@ def test_two_process_checkpoint_resumes_in_one_process(two_procs, tmp_path):
     assert set(itc.key_counts) == {DIST_PRETRAIN["batch_size"] + ToyITC.defaults["queue"]}
     for a, b in zip(full.loss_curve, resumed.loss_curve):
         assert a["step"] == b["step"]
-        assert b["toy_itc"] == pytest.approx(a["toy_itc"], rel=1e-4)
+        assert b["toy_itc"] == pytest.approx(a["toy_itc"], rel=1e-5)
     for k, v in full.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[k], v, atol=1e-5, rtol=1e-4, msg=k)
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, atol=1e-6, rtol=1e-5, msg=k)
 
 
 @pytest.mark.slow
