@@ -26,12 +26,11 @@ TINY_MODEL = {
 
 def tiny_world(root: str | Path, seed: int = 0):
     """The built-in world at the ``tiny`` preset under ``root`` (generated if
-    missing, reused otherwise); a prepared :class:`DatasetSource`."""
-    from simla_bench.plugins.datasets.world.source import WorldSource
+    missing, reused otherwise); a prepared :class:`DatasetSource`
+    (:func:`simla_bench.testing.world.make_tiny_world`)."""
+    from simla_bench.testing.world import make_tiny_world
 
-    source = WorldSource("world", {"preset": "tiny", "root": str(root), "seed": seed})
-    source.prepare(progress=lambda *args, **kwargs: None)
-    return source
+    return make_tiny_world(root, seed=seed)
 
 
 def tiny_model_config(**overrides: Any):
