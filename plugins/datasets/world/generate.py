@@ -240,7 +240,8 @@ def gen_vqa(w: Writer, rng, size, split: str, start: int, n: int) -> dict:
     for i in range(start, start + n):
         specs = []
         if comp:
-            specs.append((*_HELD[rng.integers(len(_HELD))], None))
+            held = (*_HELD[rng.integers(len(_HELD))], None)
+            specs += [held] * (2 if rng.random() < 0.35 else 1)
         if rng.random() < 0.5:  # repeated shapes make counting questions interesting
             shape = SHAPES[rng.integers(len(SHAPES))]
             specs += [(None, shape, None)] * int(rng.integers(2, 4))

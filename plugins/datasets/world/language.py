@@ -186,7 +186,7 @@ def vqa_question(scene, kind: str, rng, focus=None, allow_held_out=False):
     not support a question of this kind."""
     objs = scene.objects
     if kind == "yes/no":
-        form = pick(rng, ("exists", "exists", "rel", "any"))
+        form = pick(rng, ("exists", "exists", "rel") if focus is not None else ("exists", "exists", "rel", "any"))
         if form == "rel":
             a = focus if focus is not None else pick(rng, objs)
             others = [o for o in objs if o is not a]
@@ -208,7 +208,10 @@ def vqa_question(scene, kind: str, rng, focus=None, allow_held_out=False):
             shape = focus.shape if focus is not None else pick(rng, SHAPES)
             ans = "yes" if sem.count(objs, {"shape": shape}) else "no"
             return f"are there any {SHAPE_PLURALS[shape]}?", ans, "yes/no", "are there any", ["yes", "no"]
-        if focus is not None or rng.random() < 0.5:
+        absent_held = sorted(h for h in HELD_OUT if not sem.count(objs, {"colour": h[0], "shape": h[1]}))
+        if focus is not None and absent_held and rng.random() < 0.5:  # a held-out pair that is not there
+            c, s = pick(rng, absent_held)
+        elif focus is not None or rng.random() < 0.5:
             o = focus if focus is not None else pick(rng, objs)
             c, s = o.colour, o.shape
         else:
@@ -219,12 +222,15 @@ def vqa_question(scene, kind: str, rng, focus=None, allow_held_out=False):
         ans = "yes" if sem.count(objs, {"colour": c, "shape": s}) else "no"
         return f"is there {article(c + ' ' + s)}?", ans, "yes/no", "is there a", ["yes", "no"]
     if kind == "number":
-        form = pick(rng, ("shape", "colour", "combo", "all"))
-        o = focus if focus is not None else pick(rng, objs)
         if focus is not None:
-            form = "combo"
-        d = {"shape": {"shape": o.shape}, "colour": {"colour": o.colour},
-             "combo": {"colour": o.colour, "shape": o.shape}, "all": {}}[form]
+            d = {"colour": focus.colour, "shape": focus.shape}
+        elif rng.random() < 0.1:  # something that may well be absent: answers 0 occur too
+            d = {"shape": pick(rng, SHAPES)}
+        else:
+            cands = [{}] + [{"shape": o.shape} for o in objs] + [{"colour": o.colour} for o in objs] \
+                + [{"colour": o.colour, "shape": o.shape} for o in objs]
+            multi = [c for c in cands if sem.count(objs, c) >= 2]
+            d = pick(rng, multi) if multi and rng.random() < 0.6 else pick(rng, cands)
         n = sem.count(objs, d)
         noun = phrase(d, rng, plural=True, synonyms=False) if d else "objects"
         q = f"how many {noun} are there?" if rng.random() < 0.7 else f"how many {noun} are in the picture?"
