@@ -60,8 +60,11 @@ class KMeansCodebook:
             rng = np.random.default_rng(seed)
             data = data[np.sort(rng.choice(len(data), max_patches, replace=False))]
         k = min(int(vocab_size), len(np.unique(data, axis=0)))
+        from threadpoolctl import threadpool_limits
+
         km = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=2048, n_init=3, max_iter=100)
-        km.fit(data)
+        with threadpool_limits(1):  # small fits: OpenMP threads only add overhead (and spin on busy CPUs)
+            km.fit(data)
         centroids = torch.tensor(km.cluster_centers_, dtype=torch.float32)
         return cls(vocab_size, patch, centroids)
 
