@@ -51,20 +51,30 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (((seed * 1_000_003) + epoch) * 10_000_019 + index) % (2**63 - 1)
 
 
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Restore the python/numpy/torch (CPU) RNG states after the block."""
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+
+
 @contextmanager
 def seeded_rng(seed: int) -> Iterator[None]:
     """Seed python/numpy/torch (CPU) RNGs for a block and restore them after."""
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % (2**32))
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+    with preserved_rng():
+        _seed_all(seed)
+        yield
 
 
 class PairDataset(Dataset):
@@ -84,13 +94,21 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, str, str, int]:
+    def _item(self, key: tuple[int, int]) -> tuple[torch.Tensor, str, str, int]:
         index, epoch = key
         rec = self.records[index]
         image = self.loader(rec.image)
-        with seeded_rng(sample_seed(self.seed, epoch, index)):
-            tensor = self.transform(image)
-        return tensor, rec.caption, str(rec.image_id), index
+        _seed_all(sample_seed(self.seed, epoch, index))
+        return self.transform(image), rec.caption, str(rec.image_id), index
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, str, str, int]:
+        with preserved_rng():
+            return self._item(key)
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[tuple[torch.Tensor, str, str, int]]:
+        """A whole batch (the DataLoader's batched fetch): the RNG states are saved and restored once."""
+        with preserved_rng():
+            return [self._item(k) for k in keys]
 
 
 class GlobalBatchSampler(Sampler):
