@@ -155,15 +155,24 @@ def test_distillation_without_momentum_is_refused():
 
 
 def test_objective_state_round_trip():
-    _, _ = train(_make(ITC), steps=3)
-    itc = _make(ITC)
+    """Queues (ITC) and the visual codebook (MIM) restore exactly, before or after setup."""
+    itc = ITC("itc")
     model, _ = train(itc, steps=3)
-    fresh = ITC("itc")
-    fresh.load_state_dict(itc.state_dict())
-    fresh.setup(model, None) if fresh.queue is None else None
-    step = make_step(model, make_batch(8, torch.Generator().manual_seed(5)))
-    a = itc.loss(step)
-    itc2 = ITC("itc")
-    itc2.setup(model, None)
-    itc2.load_state_dict(fresh.state_dict() or {"queue": itc.state_dict()["queue"]})
-    assert a.isfinite()
+    state = itc.state_dict()
+    assert state["queue"]["ptr"] == (3 * 12) % 16
+    after = ITC("itc")
+    after.setup(model, None)
+    after.load_state_dict(state)
+    before = ITC("itc")
+    before.load_state_dict(state)  # restored lazily at the first loss
+    batch = make_batch(8, torch.Generator().manual_seed(5))
+    losses = [o.loss(make_step(model, batch)).item() for o in (itc, after, before)]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6) == pytest.approx(losses[2], abs=1e-6)
+    assert torch.equal(itc.queue.text, after.queue.text) and torch.equal(itc.queue.text, before.queue.text)
+
+    mim = _make(MIM)
+    restored = MIM("mim")
+    restored.load_state_dict(mim.state_dict())
+    restored.setup(TinyVLP(), None)  # no data needed: the codebook came from the state
+    images = make_batch(4, torch.Generator().manual_seed(6))["images"]
+    assert torch.equal(restored.targets(images), mim.targets(images))
