@@ -169,7 +169,7 @@ def train_steps(
             after_step(i)
         log.losses.append(value)
         if progress is not None:
-            progress(label, i + 1, steps, loss=value)
+            progress(stage=label, step=i + 1, total=steps, loss=value)
     log.steps = steps
     log.seconds = time.perf_counter() - start
     for m in modules:

@@ -32,6 +32,7 @@ from simla_bench.tasks.rerank import itm_scorer, rerank
 
 METRICS = ("TR@1", "TR@5", "TR@10", "IR@1", "IR@5", "IR@10", "tr_mean", "ir_mean", "r_mean")
 MODES = ("finetune", "zero_shot")
+RECALL_KS = (1, 5, 10)
 
 
 def per_image_scores(result: dict, img2txt: list[list[int]], n_txt: int) -> list[float]:
@@ -75,6 +76,9 @@ class RetrievalTask(Task):
         if o["mode"] not in MODES:
             raise ConfigError(f"task '{name}': mode '{o['mode']}' is not one of {', '.join(MODES)}")
         ft.check_positive(name, o, "k", "batch_size", "eval_batch_size")
+        if o["k"] < max(RECALL_KS):
+            raise ConfigError(f"task '{name}': k={o['k']} is below {max(RECALL_KS)}, so R@{max(RECALL_KS)} would rank "
+                              "pairs that all share the score -100", hint=f"use k >= {max(RECALL_KS)} (paper: 128 or 256)")
         if o["batch_size"] < 2:
             raise ConfigError(f"task '{name}': batch_size must be at least 2 (ITM needs in-batch negatives)")
 

@@ -163,10 +163,12 @@ def test_defaults_come_from_yaml_and_bad_options_are_refused():
     from simla_bench.tasks.retrieval import RetrievalTask
 
     assert RetrievalTask.defaults == ft.load_defaults("retrieval")
-    assert RetrievalTask("retrieval", {"k": 8}).options["k"] == 8
+    assert RetrievalTask("retrieval", {"k": 12}).options["k"] == 12
     with pytest.raises(ConfigError, match="mode"):
         RetrievalTask("retrieval", {"mode": "zeroshot"})
     with pytest.raises(ConfigError, match="unknown option"):
         RetrievalTask("retrieval", {"kk": 3})
+    with pytest.raises(ConfigError, match="k=5 is below 10"):
+        RetrievalTask("retrieval", {"k": 5})
     with pytest.raises(ConfigError, match="'k' must be > 0"):
         RetrievalTask("retrieval", {"k": 0})
