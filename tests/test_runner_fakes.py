@@ -233,3 +233,10 @@ def test_fake_pretraining_lowers_its_loss_and_raises_quality(tmp_path):
     out = pipe.pretrain(cfg, objs, model, list(range(40)), tmp_path, 0, lambda **k: None)
     assert out.loss_curve[-1]["itc"] < out.loss_curve[0]["itc"]
     assert out.model.quality > 0.3
+
+
+def install_fake_registry() -> None:
+    """Job set-up for submitit tests: the fake plugins as the process registry."""
+    from simla_bench.registry import set_registry
+
+    set_registry(make_registry())

@@ -49,8 +49,11 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; warnings and the leaderboard only.")
 @click.option("--log-jsonl", type=click.Path(dir_okay=False), help="Append run events to this JSON-lines file.")
 @click.option("--baseline", metavar="ROW", help="Row to compare against in the final leaderboard.")
+@click.option("--executor", type=click.Choice(["local", "slurm", "submitit_local"]),
+              help="Where rows run: here (local), one Slurm job per row and seed (slurm, options under "
+                   "executor.slurm in the config), or local submitit subprocesses (submitit_local).")
 def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_file, data_fraction, steps, device,
-                force, quiet, log_jsonl, baseline):
+                force, quiet, log_jsonl, baseline, executor):
     """Pretrain each objective set, score it on every task, print the leaderboard.
 
     With no options this runs configs/default.yaml on the built-in world
@@ -63,9 +66,11 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
       simla-bench run --objectives itc,xmm,psl --world tiny --steps 50
       simla-bench run --ablate --seeds 0,1,2 --baseline itc
       simla-bench run --objectives itc,itm --data-fraction 0.1,0.25,1.0
+      simla-bench run --ablate --executor slurm --config my_cluster.yaml
     """
     from simla_bench.cli.report_cmd import render_report
     from simla_bench.registry import get_registry
+    from simla_bench.runner.executors import make_executor
     from simla_bench.runner.matrix import MatrixRunner
     from simla_bench.runner.pipeline import get_pipeline
     from simla_bench.runner.progress import make_progress
@@ -77,7 +82,9 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
     warn_plugin_problems(registry)
     progress = make_progress(quiet)
     try:
-        result = MatrixRunner(cfg, registry, get_pipeline(), cfg.output_dir, progress=progress, force=force).run()
+        runner = MatrixRunner(cfg, registry, get_pipeline(), cfg.output_dir, progress=progress, force=force,
+                              executor=make_executor(executor or cfg.executor.kind, cfg.executor.slurm))
+        result = runner.run()
     finally:
         progress.close()
     if result.records:

@@ -67,7 +67,7 @@ class MatrixRunner:
 
     def __init__(self, cfg: ExperimentConfig, registry, pipeline: Pipeline, run_dir: str | Path,
                  progress: Progress | None = None, force: bool = False, rows: list[Row] | None = None,
-                 seeds: list[int] | None = None):
+                 seeds: list[int] | None = None, executor: Any = None, notify_run: bool = True):
         self.cfg = cfg
         self.registry = registry
         self.pipeline = pipeline
@@ -76,6 +76,8 @@ class MatrixRunner:
         self.force = force
         self.only_rows = rows
         self.only_seeds = seeds
+        self.executor = executor  # None: run groups here; else e.g. runner.executors.SubmititExecutor
+        self.notify_run = notify_run  # False inside a submitted job (the submitter notifies)
         self.cfg_dump = cfg.model_dump(mode="json")
         self._tokenizer: Any = None
 
@@ -146,7 +148,8 @@ class MatrixRunner:
             "tasks": matrix.tasks, "started": _now(),
         }
         self.store.update_manifest(self._manifest(planned, data, env, run_info))
-        result.warnings += self._notify("on_run_start", run=run_info)
+        if self.notify_run:
+            result.warnings += self._notify("on_run_start", run=run_info)
         self.progress.run_start(len(planned), result.cached, str(self.store.root))
         for pc in planned:
             if done[pc.key] is not None:
@@ -157,15 +160,26 @@ class MatrixRunner:
         groups: dict[str, list[PlannedCell]] = {}
         for pc in planned:
             groups.setdefault(pc.pretrain_key, []).append(pc)
-        for pkey, cells in groups.items():
-            if all(done[pc.key] is not None for pc in cells):
-                continue
-            self._run_group(pkey, cells, done, data, env, device, result)
+        todo = [(pkey, cells) for pkey, cells in groups.items() if any(done[pc.key] is None for pc in cells)]
+        if self.executor is None:
+            for pkey, cells in todo:
+                self._run_group(pkey, cells, done, data, env, device, result)
+        elif todo:
+            result.failures += self.executor.run_groups(
+                self.cfg_dump, self.store.root, [(cells[0].cell.row, cells[0].cell.seed) for _, cells in todo],
+                self.progress)
+            for _, cells in todo:
+                for pc in cells:
+                    if done[pc.key] is None and (record := self.store.read_record(pc.key).record) is not None:
+                        done[pc.key] = record
+                        result.computed += 1
+                        self.progress.cell_done("done", self._cell_text(pc, record))
 
         result.records = [done[pc.key] for pc in planned if done[pc.key] is not None]
         run_info["finished"] = _now()
         run_info["failures"] = result.failures
-        result.warnings += self._notify("on_run_finished", run=run_info, records=result.records)
+        if self.notify_run:
+            result.warnings += self._notify("on_run_finished", run=run_info, records=result.records)
         return result
 
     def _notify(self, hook: str, **kwargs: Any) -> list[str]:
