@@ -176,3 +176,16 @@ def test_objective_state_round_trip():
     restored.setup(TinyVLP(), None)  # no data needed: the codebook came from the state
     images = make_batch(4, torch.Generator().manual_seed(6))["images"]
     assert torch.equal(restored.targets(images), mim.targets(images))
+
+
+def test_itc_training_retrieves_above_chance():
+    model, _ = train(_make(ITC), steps=30)
+    batch = make_batch(64, torch.Generator().manual_seed(999))
+    with torch.no_grad():
+        img = model.image_feat(model.encode_image(batch["images"]))
+        txt = model.text_feat(model.encode_text(batch["input_ids"], batch["attention_mask"]))
+    ids = batch["image_ids"]
+    best = (img @ txt.T).argmax(1).tolist()
+    hit = sum(ids[j] == ids[best[j]] for j in range(64)) / 64
+    chance = sum(sum(ids[j] == ids[k] for k in range(64)) / 64 for j in range(64)) / 64
+    assert hit > 3 * chance, (hit, chance)
