@@ -169,3 +169,18 @@ def test_sigkill_mid_task_list_keeps_finished_cells(tmp_path):
     assert "1 cells computed, 1 reused" in res.output
     assert pipe.pretrain_calls == []  # the finished pretraining was reloaded
     assert FakeTask.calls == [("toy2", 0)]
+
+
+def test_nproc_per_node_rebuilds_the_command_for_torchrun():
+    import click
+
+    from simla_bench.cli.run_cmd import run_command, torchrun_argv
+
+    ctx = run_command.make_context("run", ["--objectives", "itc,itm", "--steps", "5", "--force", "--nproc-per-node", "2"])
+    argv = torchrun_argv(2, ctx)
+    assert argv[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m"]
+    assert argv[6:8] == ["simla_bench", "run"]
+    rest = argv[8:]
+    assert rest[rest.index("--objectives") + 1] == "itc,itm" and rest[rest.index("--steps") + 1] == "5"
+    assert "--force" in rest and "--quiet" not in rest and not any("nproc" in a for a in rest)
+    assert isinstance(ctx, click.Context)

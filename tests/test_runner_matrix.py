@@ -268,3 +268,17 @@ def test_unresumable_checkpoint_starts_over(tmp_path, capsys):
     result, pipe = run(cfg, StaleCheckpointPipeline())
     assert "starting it over" in capsys.readouterr().err
     assert pipe.pretrain_calls[0][2] == 1 and result.computed == 2 and not result.failures
+
+
+def test_under_torchrun_only_rank_zero_writes(tmp_path, monkeypatch):
+    cfg = make_config(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    other, _ = run(cfg)
+    assert len(other.records) == 2 and other.computed == 2  # rank 1 computes (collectives) ...
+    assert not list((tmp_path / "run" / "cells").glob("*.json"))  # ... but writes no record
+    assert not (tmp_path / "run" / "manifest.json").exists()
+    monkeypatch.setenv("RANK", "0")
+    main, _ = run(cfg)
+    assert len(list((tmp_path / "run" / "cells").glob("*.json"))) == 2
+    assert metrics_by_cell(main) == metrics_by_cell(other)

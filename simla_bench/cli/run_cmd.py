@@ -4,6 +4,8 @@ leaderboard.  Finished cells are kept and reused; an interrupted run resumes."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -52,8 +54,11 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
 @click.option("--executor", type=click.Choice(["local", "slurm", "submitit_local"]),
               help="Where rows run: here (local), one Slurm job per row and seed (slurm, options under "
                    "executor.slurm in the config), or local submitit subprocesses (submitit_local).")
+@click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
+              help="Run under torchrun with N processes on this machine (gloo on CPU, NCCL on GPUs); "
+                   "rank 0 writes the results.")
 def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_file, data_fraction, steps, device,
-                force, quiet, log_jsonl, baseline, executor):
+                force, quiet, log_jsonl, baseline, executor, nproc_per_node):
     """Pretrain each objective set, score it on every task, print the leaderboard.
 
     With no options this runs configs/default.yaml on the built-in world
@@ -67,12 +72,16 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
       simla-bench run --ablate --seeds 0,1,2 --baseline itc
       simla-bench run --objectives itc,itm --data-fraction 0.1,0.25,1.0
       simla-bench run --ablate --executor slurm --config my_cluster.yaml
+      simla-bench run --nproc-per-node 2 --steps 100
     """
+    if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
+        raise SystemExit(_relaunch_under_torchrun(nproc_per_node, click.get_current_context()))
     from simla_bench.cli.report_cmd import render_report
     from simla_bench.registry import get_registry
     from simla_bench.runner.executors import make_executor
     from simla_bench.runner.matrix import MatrixRunner
     from simla_bench.runner.pipeline import get_pipeline
+    from simla_bench.runner.matrix import dist_rank
     from simla_bench.runner.progress import make_progress
 
     if log_jsonl:
@@ -80,13 +89,16 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
     cfg = _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device)
     registry = get_registry()
     warn_plugin_problems(registry)
-    progress = make_progress(quiet)
+    main_rank = dist_rank()[0] == 0
+    progress = make_progress(quiet or not main_rank)
     try:
         runner = MatrixRunner(cfg, registry, get_pipeline(), cfg.output_dir, progress=progress, force=force,
                               executor=make_executor(executor or cfg.executor.kind, cfg.executor.slurm))
         result = runner.run()
     finally:
         progress.close()
+    if not main_rank:
+        raise SystemExit(1 if result.failures else 0)
     if result.records:
         render_report(result.records, baseline=baseline, title=f"leaderboard: {cfg.output_dir}")
     if not quiet:
@@ -96,6 +108,28 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
         err_console.print(f"[bold red]failed:[/] {failure}", highlight=False, soft_wrap=True)
     if result.failures:
         raise SystemExit(1)
+
+
+def torchrun_argv(nproc: int, ctx: click.Context) -> list[str]:
+    """The same ``run`` command, rebuilt from its parsed options, under torchrun."""
+    args = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name == "nproc_per_node":
+            continue
+        value = ctx.params.get(param.name)
+        if param.is_flag:
+            if value:
+                args.append(param.opts[0])
+        elif value is not None:
+            args += [param.opts[0], str(value)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "simla_bench", "run", *args]
+
+
+def _relaunch_under_torchrun(nproc: int, ctx: click.Context) -> int:
+    argv = torchrun_argv(nproc, ctx)
+    err_console.print(f"starting {nproc} processes: {' '.join(argv[2:])}", highlight=False, soft_wrap=True)
+    return subprocess.call(argv)
 
 
 COMMANDS = [run_command]

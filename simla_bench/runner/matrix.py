@@ -11,9 +11,11 @@ objective or task.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
+import os
 import shutil
 import time
 import traceback
@@ -52,6 +54,16 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def dist_rank() -> tuple[int, int]:
+    """(rank, world size) from the torchrun environment; (0, 1) outside it.
+    Under torchrun every rank runs the matrix (pretraining and tasks may use
+    collectives); only rank 0 takes locks and writes the run directory."""
+    try:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 0, 1
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -78,6 +90,8 @@ class MatrixRunner:
         self.only_seeds = seeds
         self.executor = executor  # None: run groups here; else e.g. runner.executors.SubmititExecutor
         self.notify_run = notify_run  # False inside a submitted job (the submitter notifies)
+        self.rank, self.world_size = dist_rank()
+        self.main = self.rank == 0
         self.cfg_dump = cfg.model_dump(mode="json")
         self._tokenizer: Any = None
 
@@ -114,6 +128,8 @@ class MatrixRunner:
     def _finished(self, pc: PlannedCell) -> dict | None:
         """A valid stored record, or None (a corrupt one is reported and moved aside)."""
         read = self.store.read_record(pc.key)
+        if read.problem and not self.main:
+            return None
         if read.problem:
             moved = self.store.quarantine(pc.key)
             self.progress.warn(
@@ -131,15 +147,17 @@ class MatrixRunner:
         device = self.pipeline.resolve_device(self.cfg)
         env = self.pipeline.environment(device)
         names = list(dict.fromkeys([self.cfg.pretrain.dataset] + [self.cfg.tasks[t].dataset for t in matrix.tasks]))
-        data = self.pipeline.prepare(self.cfg, self.registry, names, self.progress.task_callback())
+        with self.store.acquire("prepare"):  # ranks / concurrent runs: one generates, the others reuse
+            data = self.pipeline.prepare(self.cfg, self.registry, names, self.progress.task_callback())
         planned = self.plan(matrix, data)
 
-        if self.force:
+        if self.force and self.main:
             for pc in planned:
                 self.store.delete_record(pc.key)
             for pkey in {pc.pretrain_key for pc in planned}:
                 shutil.rmtree(self.store.pretrain_dir / pkey, ignore_errors=True)
-        done = {pc.key: self._finished(pc) for pc in planned}
+        # every rank must take the same decisions: with --force nothing counts as done
+        done = {pc.key: (None if self.force else self._finished(pc)) for pc in planned}
         result.cached = sum(1 for r in done.values() if r is not None)
 
         run_info = {
@@ -147,8 +165,9 @@ class MatrixRunner:
             "cached": result.cached, "rows": [r.label for r in matrix.rows], "seeds": matrix.seeds,
             "tasks": matrix.tasks, "started": _now(),
         }
-        self.store.update_manifest(self._manifest(planned, data, env, run_info))
-        if self.notify_run:
+        if self.main:
+            self.store.update_manifest(self._manifest(planned, data, env, run_info))
+        if self.notify_run and self.main:
             result.warnings += self._notify("on_run_start", run=run_info)
         self.progress.run_start(len(planned), result.cached, str(self.store.root))
         for pc in planned:
@@ -178,7 +197,7 @@ class MatrixRunner:
         result.records = [done[pc.key] for pc in planned if done[pc.key] is not None]
         run_info["finished"] = _now()
         run_info["failures"] = result.failures
-        if self.notify_run:
+        if self.notify_run and self.main:
             result.warnings += self._notify("on_run_finished", run=run_info, records=result.records)
         return result
 
@@ -191,15 +210,17 @@ class MatrixRunner:
     def _prepare_model_checks(self, matrix: Matrix, data: dict[str, PreparedData]) -> None:
         """Build the tokenizer once and a probe model; refuse unusable objective/task sets."""
         pre = data[self.cfg.pretrain.dataset]
-        self._tokenizer = self.pipeline.build_tokenizer(self.cfg, pre, self.store.root / "tokenizer")
+        self._tokenizer = self.pipeline.build_tokenizer(self.cfg, pre, self.store.root / "tokenizer" if self.main else None)
         probe = self.pipeline.build_model(self.cfg, self._tokenizer)
         check_capabilities(self.cfg, matrix, self.registry, self.pipeline.capabilities(probe))
 
     def _run_group(self, pkey: str, cells: list[PlannedCell], done: dict, data, env, device, result: RunResult) -> None:
         row, seed = cells[0].cell.row, cells[0].cell.seed
         waited = []
-        with self.store.acquire(f"pretrain-{pkey}", on_wait=lambda n: waited.append(
-                self.progress.info(f"waiting for another run that holds row '{row.label}' seed {seed} ..."))):
+        lock = self.store.acquire(f"pretrain-{pkey}", on_wait=lambda n: waited.append(
+            self.progress.info(f"waiting for another run that holds row '{row.label}' seed {seed} ..."))) \
+            if self.main else contextlib.nullcontext()
+        with lock:
             if waited:  # the other run may have finished some of our cells
                 for pc in cells:
                     if done[pc.key] is None:
@@ -233,10 +254,12 @@ class MatrixRunner:
                 done[pc.key] = record
                 result.computed += 1
                 self.progress.cell_done("done", self._cell_text(pc, record))
-                result.warnings += self._notify("on_cell_finished", record=record)
+                if self.main:
+                    result.warnings += self._notify("on_cell_finished", record=record)
 
     def _log_error(self, pkey: str, exc: BaseException, task: str | None = None) -> None:
-        path = self.store.pretrain_dir / pkey / (f"error-{task}.log" if task else "error.log")
+        suffix = f".rank{self.rank}" if self.world_size > 1 else ""
+        path = self.store.pretrain_dir / pkey / (f"error-{task}{suffix}.log" if task else f"error{suffix}.log")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
 
@@ -289,7 +312,8 @@ class MatrixRunner:
         info = {"steps": outcome.steps, "seconds": outcome.seconds or time.time() - start, "pairs": len(records),
                 "data_fraction": row.data_fraction, "resumed_from_checkpoint": resumed,
                 "loss": curves.summarise(outcome.loss_curve)}
-        atomic_write_json(info_path, info)  # marks the pretraining finished
+        if self.main:
+            atomic_write_json(info_path, info)  # marks the pretraining finished
         last = info["loss"]["losses"]
         text = " ".join(f"{k}={v['last']:.3f}" for k, v in last.items())
         self.progress.row_done(row.label, seed, f"{outcome.steps} steps in {info['seconds']:.1f}s {text}")
@@ -333,7 +357,8 @@ class MatrixRunner:
             "created": _now(),
         }
         record = json.loads(json.dumps(record, default=str))  # exactly what is on disk
-        self.store.write_record(record)
+        if self.main:
+            self.store.write_record(record)
         return record
 
     @staticmethod

@@ -80,8 +80,8 @@ class Pipeline(abc.ABC):
         return subset_records(list(data.source.load("pretrain", "train")), fraction)
 
     @abc.abstractmethod
-    def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path) -> Any:
-        """See the class docstring."""
+    def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path | None) -> Any:
+        """See the class docstring (``workdir``: where to save it; None = do not save)."""
 
     @abc.abstractmethod
     def build_model(self, cfg: ExperimentConfig, tokenizer: Any) -> Any:
@@ -134,7 +134,7 @@ class DefaultPipeline(Pipeline):
 
         return trainer_subset(list(data.source.load("pretrain", "train")), fraction)
 
-    def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path) -> Any:
+    def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path | None) -> Any:
         from simla_bench.plugins.backbones.tokenizer import get_tokenizer
 
         captions = None if cfg.model.tokenizer else [r.caption for r in data.source.load("pretrain", "train")]
