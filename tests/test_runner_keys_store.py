@@ -112,3 +112,20 @@ def test_runner_progress_output_in_plain_mode(tmp_path):
     MatrixRunner(cfg, make_registry(), FakePipeline(), cfg.output_dir, progress=PlainProgress(out)).run()
     text = out.getvalue()
     assert "pretraining [itc,itm] seed 0: 6 steps" in text and "task toy2 [itc,itm] seed 0" in text
+
+
+def test_rich_progress_drives_a_whole_run(tmp_path):
+    from rich.console import Console
+
+    from simla_bench.runner.progress import RichProgress
+
+    buf = io.StringIO()
+    progress = RichProgress(Console(file=buf, force_terminal=True, width=120))
+    cfg = make_config(tmp_path)
+    try:
+        result = MatrixRunner(cfg, make_registry(), FakePipeline(), cfg.output_dir, progress=progress).run()
+    finally:
+        progress.close()
+    text = buf.getvalue()
+    assert not result.failures
+    assert "pretrain itc,itm s0" in text and "done" in text and "pairs/s" in text

@@ -15,7 +15,7 @@ capabilities that an objective or task needs but the configured model lacks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from simla_bench.config import ExperimentConfig
 from simla_bench.errors import ConfigError, UserError
@@ -76,6 +76,8 @@ def expand(cfg: ExperimentConfig) -> Matrix:
         raise ConfigError("no seeds to run", hint="give --seeds 0 or seeds: [0] in the config")
     if not cfg.tasks:
         raise ConfigError("no tasks to run", hint="give --tasks or a tasks: section in the config")
+    if not cfg.matrix and not cfg.objectives:
+        raise ConfigError("no pretraining objectives configured", hint="give --objectives itc,itm or an objectives: list")
     merged: dict[tuple[frozenset[str], float], Row] = {}
     notes: list[str] = []
     for mrow in cfg.rows():
@@ -151,6 +153,3 @@ def check_capabilities(cfg: ExperimentConfig, matrix: Matrix, registry, capabili
                 hint += f"; objectives that train '{cap}': {', '.join(providers)}"
             raise CapabilityError(f"{kind} '{name}' needs the model capability '{cap}', which is missing", hint=hint)
 
-
-def task_needs_summary(registry, tasks: Iterable[str]) -> Mapping[str, list[str]]:
-    return {t: sorted(getattr(registry.load("task", t), "needs", ())) for t in tasks}
