@@ -121,3 +121,12 @@ def test_simla_objectives_each_go_down(records, tmp_path):
         first = sum(e[name] for e in res.loss_curve[:8]) / 8
         last = sum(e[name] for e in res.loss_curve[-8:]) / 8
         assert last < first, (name, first, last)
+
+
+def test_pretrain_image_size_resizes_the_model(records, tmp_path):
+    cfg = _cfg(["itc"], steps=1, image_size=48)
+    model = _build(cfg, records)
+    assert model.image_size == 32
+    res = pretrain(cfg, _objectives(["itc"]), model, records, tmp_path, seed=0)
+    assert res.steps == 1 and model.image_size == 48 and model.patch_grid == (6, 6)
+    assert model.momentum_model().image_size == 48

@@ -17,15 +17,15 @@ def records(tmp_path_factory):
 
 def test_loss_goes_down(records, tmp_path):
     model = toy_model()
-    cfg = toy_cfg(steps=40, batch_size=16, lr=1e-2, warmup_steps=3, checkpoint_every=100)
+    cfg = toy_cfg(steps=20, batch_size=16, lr=1e-2, warmup_steps=3, checkpoint_every=100)
     seen = []
     res = pretrain(cfg, {"toy_itc": (ToyITC(), 1.0)}, model, records, tmp_path, seed=0,
                    progress=lambda **kw: seen.append(kw))
     first = sum(e["toy_itc"] for e in res.loss_curve[:5]) / 5
     last = sum(e["toy_itc"] for e in res.loss_curve[-5:]) / 5
-    assert res.steps == 40 and len(res.loss_curve) == 40
-    assert last < 0.6 * first, (first, last)
-    assert len(seen) == 40 and seen[-1]["step"] == 40 and seen[-1]["total"] == 40
+    assert res.steps == 20 and len(res.loss_curve) == 20
+    assert last < 0.7 * first, (first, last)  # measured: 3.74 -> 2.15
+    assert len(seen) == 20 and seen[-1]["step"] == 20 and seen[-1]["total"] == 20
     assert set(seen[0]["losses"]) == {"toy_itc", "loss"} and seen[0]["pairs_per_s"] > 0
     assert res.loss_curve[0]["lr"] == pytest.approx(cfg.pretrain.min_lr)
     assert (tmp_path / "checkpoint.pt").is_file()  # written at the end

@@ -134,6 +134,8 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
     # then rank 0's parameters are broadcast; training RNG streams differ per rank
     _seed_all(seed)
     model.to(device)
+    if pcfg.image_size and hasattr(model, "set_image_size") and getattr(model, "image_size", None) != pcfg.image_size:
+        model.set_image_size(pcfg.image_size)  # resamples the position embeddings (and the momentum copy's)
     caps = frozenset(getattr(model, "capabilities", frozenset()))
     momentum = model.momentum_model() if "momentum" in caps and hasattr(model, "momentum_model") else None
     momentum_separate = momentum is not None and not _is_submodule(model, momentum)
