@@ -282,3 +282,21 @@ def test_under_torchrun_only_rank_zero_writes(tmp_path, monkeypatch):
     main, _ = run(cfg)
     assert len(list((tmp_path / "run" / "cells").glob("*.json"))) == 2
     assert metrics_by_cell(main) == metrics_by_cell(other)
+
+
+def test_packaged_ablation_expresses_simla_table1_and_albef():
+    from simla_bench.config import CONFIG_DIR, load_config
+    from simla_bench.registry import Registry
+    from simla_bench.runner.cells import check_names, expand
+
+    cfg = load_config(CONFIG_DIR / "ablation.yaml")
+    matrix = expand(cfg)
+    sets = [r.objectives for r in matrix.rows]
+    assert sets[:5] == [("itm",), ("itm", "itc"), ("itm", "itc", "mlm"), ("itm", "itc", "mlm", "mim"),
+                        ("itm", "itc", "mlm", "mim", "psl")]  # Table 1, cumulative
+    assert ("itc",) in sets and ("itc", "itm", "xmm", "psl") in sets
+    albef = next(r for r in matrix.rows if r.objective_set == {"itc", "itm", "mlm"})
+    assert "ALBEF" in albef.label and len(matrix.rows) == 7  # ALBEF's set is row 3: run once
+    registry = Registry()
+    registry.load_entry_points()
+    check_names(cfg, matrix, registry)  # every name resolves in the built-in plugins
