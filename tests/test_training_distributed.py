@@ -82,6 +82,13 @@ def test_gather_gradient_equals_single_process(two_procs):
         torch.testing.assert_close(rank["grad"], rank["ref"], atol=1e-6, rtol=1e-5)
 
 
+def test_sharded_evaluation_gathers_back_in_order(two_procs):
+    assert [r["shard"] for r in two_procs["ranks"]] == [(0, 4), (4, 7)]
+    expected = torch.arange(14, dtype=torch.float32).view(7, 2) * 10
+    for rank in two_procs["ranks"]:
+        assert torch.equal(rank["uneven"], expected)
+
+
 def test_only_rank0_writes_the_checkpoint(two_procs):
     files = sorted(p.name for p in two_procs["work"].iterdir())
     assert files == ["checkpoint.pt"]

@@ -43,3 +43,19 @@ def test_gather_identity_on_one_process():
     step = _ctx(toy_model())
     x = torch.randn(2, 3)
     assert step.gather(x) is x
+
+
+def test_single_process_shard_and_gather_are_identities():
+    from simla_bench.training.distributed import DistContext
+
+    ctx = DistContext()
+    assert ctx.shard(5) == range(5)
+    x = torch.randn(3, 2)
+    assert ctx.gather(x) is x and ctx.gather_uneven(x) is x
+
+
+def test_shard_blocks_cover_everything_in_order():
+    from simla_bench.training.distributed import DistContext
+
+    blocks = [DistContext(rank=r, world_size=3).shard(10) for r in range(3)]
+    assert [list(b) for b in blocks] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]

@@ -40,8 +40,12 @@ def gather_check(dctx) -> dict:
 
     ref = full.clone().requires_grad_(True)
     F.cross_entropy(ref @ ref.T, torch.arange(n * world)).backward()
+    # sharded evaluation: blocks of 7 rows, uneven across 2 ranks, gathered back in order
+    rows = torch.arange(7 * 2, dtype=torch.float32).view(7, 2)
+    block = dctx.shard(7)
+    uneven = dctx.gather_uneven(rows[block.start:block.stop] * 10)
     return {"grad": grad, "ref": ref.grad[rank * n:(rank + 1) * n].clone(),
-            "gathered_rows": keys.shape[0]}
+            "gathered_rows": keys.shape[0], "shard": (block.start, block.stop), "uneven": uneven}
 
 
 def real_setup(records, steps: int):

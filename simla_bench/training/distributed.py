@@ -79,6 +79,29 @@ class DistContext:
         dist.all_gather(parts, tensor.contiguous())
         return torch.cat(parts, dim=0)
 
+    def shard(self, n: int) -> range:
+        """This rank's contiguous block of ``range(n)`` for sharded evaluation;
+        concatenating the blocks in rank order gives ``range(n)`` back."""
+        base, extra = divmod(n, self.world_size)
+        start = self.rank * base + min(self.rank, extra)
+        return range(start, start + base + (1 if self.rank < extra else 0))
+
+    def gather_uneven(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Concatenate (dim 0, rank order) tensors whose first sizes differ per
+        rank, e.g. the outputs of :meth:`shard` blocks.  No gradient."""
+        if not self.active:
+            return tensor
+        size = torch.tensor([tensor.shape[0]], device=tensor.device)
+        sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
+        dist.all_gather(sizes, size)
+        sizes_int = [int(s) for s in sizes]
+        longest = max(sizes_int)
+        padded = tensor.new_zeros((longest, *tensor.shape[1:]))
+        padded[: tensor.shape[0]] = tensor
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(parts, padded.contiguous())
+        return torch.cat([p[:k] for p, k in zip(parts, sizes_int)], dim=0)
+
     def all_reduce_mean_(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.active:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
