@@ -137,3 +137,8 @@ def test_rich_progress_bar_shows_objective_losses(records, tmp_path):
                  progress=progress)
     text = out.getvalue()
     assert "2/2" in text and "toy_itc" in text and "pairs/s" in text
+
+
+def test_returned_model_is_in_eval_mode(records, tmp_path):
+    res = pretrain(toy_cfg(steps=1), {"toy_itc": (ToyITC(), 1.0)}, toy_model(), records, tmp_path, seed=0)
+    assert not res.model.training and not res.model.online.drop.training

@@ -263,6 +263,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
             break
 
     seconds = prior_seconds + (time.perf_counter() - t_start)
+    model.eval()  # returned ready for evaluation; tasks that fine-tune switch to train() themselves
     return PretrainResult(model=model, loss_curve=curve, steps=step, seconds=seconds, resumed_from=resumed_from,
                           device=str(device), world_size=dctx.world_size)
 
