@@ -261,9 +261,15 @@ class VLPModel(nn.Module):
         return self.concept_head(image_feat)
 
     def temperature(self) -> torch.Tensor:
-        """The ITC temperature, clamped in place to [0.001, 0.5] (as ALBEF)."""
-        with torch.no_grad():
-            self.temp.clamp_(TEMP_MIN, TEMP_MAX)
+        """The ITC temperature, clamped in place to [0.001, 0.5] (as ALBEF).
+
+        The in-place clamp only happens when the value is out of range, so a
+        second call in the same step (ITC, then ITM fine-tuning) does not bump
+        the parameter's version counter and break the backward pass."""
+        value = float(self.temp.detach())
+        if not TEMP_MIN <= value <= TEMP_MAX:
+            with torch.no_grad():
+                self.temp.clamp_(TEMP_MIN, TEMP_MAX)
         return self.temp
 
     # ----------------------------------------------------------------- momentum

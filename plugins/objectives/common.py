@@ -94,9 +94,9 @@ def concept_logits(model: Any, image_feat: torch.Tensor) -> torch.Tensor:
 def cls_self_attention(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                        image_embeds: torch.Tensor) -> torch.Tensor:
     """Last layer's self-attention row of the CLS query, ``[B, H, L]``, of a multimodal pass."""
-    out = model.fuse(input_ids, attention_mask, image_embeds, output_attentions=True)
+    out = model.fuse(input_ids, attention_mask, image_embeds, output_attentions=-1)  # last layer only
     atts = getattr(out, "self_attentions", None)
     if not atts:
-        raise PluginError(f"model {type(model).__name__}: fuse(output_attentions=True) returned no self_attentions",
+        raise PluginError(f"model {type(model).__name__}: fuse(output_attentions=-1) returned no self_attentions",
                           hint="PSL needs the multimodal pass's self-attention maps")
     return atts[-1][:, :, 0, :]
