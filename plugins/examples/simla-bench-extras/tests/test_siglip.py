@@ -77,13 +77,14 @@ def test_training_the_tiny_model_lowers_the_loss(simla_tiny_model, simla_batch):
     torch.manual_seed(0)
     objective = SigLIP("siglip", {"bias": -2.0})
     objective.setup(simla_tiny_model, [])
-    optimizer = torch.optim.AdamW([p for p in simla_tiny_model.parameters() if p.requires_grad], lr=1e-3)
+    optimizer = torch.optim.AdamW([p for p in simla_tiny_model.parameters() if p.requires_grad], lr=3e-4)
     losses = []
-    for i in range(8):
+    for i in range(12):
         loss = objective.loss(make_step(simla_tiny_model, simla_batch, step=i))
         assert loss.dim() == 0 and math.isfinite(loss.item())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < losses[0]
+    # measured: 4.52 at the start, 3.05-3.25 over the last three steps
+    assert sum(losses[-3:]) / 3 < 0.85 * losses[0]
