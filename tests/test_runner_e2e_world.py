@@ -14,6 +14,7 @@ from simla_bench.cli import main
 
 
 def tiny_config(tmp_path, tasks):
+    # tasks: options for the tasks the test selects with --tasks (the base config lists all four)
     data = {
         "base": "default.yaml", "name": "e2e", "output_dir": str(tmp_path / "run"),
         "datasets": {"world": {"source": "world", "options": {"preset": "tiny", "root": str(tmp_path / "world"),
@@ -32,7 +33,8 @@ def test_cli_run_on_the_tiny_world_then_cache_then_report(tmp_path):
              "vqa": {"options": {"epochs": 1.0, "max_steps": 2, "batch_size": 8}}}
     cfg = tiny_config(tmp_path, tasks)
     out = tmp_path / "run"
-    res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--objectives", "itc,mlm"])
+    args = ["run", "--config", str(cfg), "--objectives", "itc,mlm", "--tasks", "retrieval,vqa"]
+    res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     assert sorted(r["task"] for r in records) == ["retrieval", "vqa"]
@@ -41,7 +43,7 @@ def test_cli_run_on_the_tiny_world_then_cache_then_report(tmp_path):
         assert len(r["per_example"][r["primary_metric"]]) > 0
         assert r["pretrain"]["steps"] == 3 and set(r["pretrain"]["loss"]["losses"]) >= {"itc", "mlm"}
         assert r["versions"]["torch"] and r["data_manifest"]["world"]["checksum"]
-    res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--objectives", "itc,mlm"])
+    res = CliRunner().invoke(main, args)
     assert res.exit_code == 0 and "0 cells computed, 2 reused" in res.output
     res = CliRunner().invoke(main, ["report", str(out), "--format", "csv"])
     assert res.exit_code == 0 and "retrieval,test/r_mean" in res.output
@@ -53,12 +55,13 @@ def test_resume_mid_task_list_restores_the_real_pretraining(tmp_path):
              "nlvr2": {"options": {"epochs": 1.0, "max_steps": 2, "batch_size": 8}}}
     cfg = tiny_config(tmp_path, tasks)
     out = tmp_path / "run"
-    res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--objectives", "itc,mlm", "--quiet"])
+    args = ["run", "--config", str(cfg), "--objectives", "itc,mlm", "--tasks", "retrieval,nlvr2"]
+    res = CliRunner().invoke(main, args + ["--quiet"])
     assert res.exit_code == 0, res.output
     first = {json.loads(p.read_text())["task"]: p for p in (out / "cells").glob("*.json")}
     before = json.loads(first["nlvr2"].read_text())
     first["nlvr2"].unlink()  # as if the run had been killed during nlvr2
-    res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--objectives", "itc,mlm"])
+    res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "reusing finished pretraining" in res.output and "1 cells computed, 1 reused" in res.output
     after = json.loads(first["nlvr2"].read_text())
