@@ -87,11 +87,13 @@ def itm_scorer(model, image_embeds: torch.Tensor, input_ids: torch.Tensor, atten
 
     def score(img_idx: torch.Tensor, txt_idx: torch.Tensor) -> torch.Tensor:
         img_idx, txt_idx = img_idx.to(device), txt_idx.to(device)
+        mask = attention_mask[txt_idx]
+        length = int(mask.sum(dim=1).max())     # drop padding columns no text of this batch uses
         out = model.fuse(
-            input_ids[txt_idx],
-            attention_mask[txt_idx],
+            input_ids[txt_idx, :length],
+            mask[:, :length],
             image_embeds[img_idx],
-            text_embeds=None if text_embeds is None else text_embeds[txt_idx],
+            text_embeds=None if text_embeds is None else text_embeds[txt_idx, :length],
         )
         return model.itm_logits(out.hidden)[:, 1]
 

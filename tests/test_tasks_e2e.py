@@ -104,6 +104,37 @@ def test_task_needs_are_declared_and_met_by_the_model(tokenizer):
     assert not reg.load("task", "grounding").needs <= no_fusion.capabilities
 
 
+def test_model_rerank_matches_reference_loop(world, tokenizer):
+    """Batched, de-duplicated, padding-trimmed ITM re-ranking with the real
+    model gives the per-pair loop's scores."""
+    from simla_bench.tasks.retrieval import retrieval_scores
+    from simla_bench.tasks.rerank import itm_scorer, rerank_reference
+    from simla_bench.tasks.data import ImageBank, encode_images, encode_texts, tokenize
+
+    from simla_bench.plugins.datasets.records import RetrievalSplit
+
+    model = _fresh_model(tokenizer).eval()
+    full = world.load("retrieval", "test")
+    keep = full.img2txt[:4]                          # 4 images and their captions keep the loop short
+    texts = [t for ts in keep for t in ts]
+    split = RetrievalSplit(full.images[:4], [full.texts[t] for t in texts],
+                           [i for i, ts in enumerate(keep) for _ in ts],
+                           [[texts.index(t) for t in ts] for ts in keep])
+    s_i2t, s_t2i = retrieval_scores(model, split, tokenizer, k=3, image_size=model.image_size, max_len=20,
+                                    batch_size=64, device="cpu")
+    with torch.no_grad():
+        bank = ImageBank(split.images, model.image_size)
+        image_embeds = encode_images(model, bank.tensor, 64, "cpu")
+        ids, mask = tokenize(tokenizer, split.texts, 20)
+        text_embeds = encode_texts(model, ids, mask, 64)
+        sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds).t()
+    ref_i2t, ref_t2i = rerank_reference(sims, 3, itm_scorer(model, image_embeds, ids, mask, text_embeds))
+    assert np.allclose(s_i2t, ref_i2t.numpy(), atol=1e-4)
+    assert np.allclose(s_t2i, ref_t2i.numpy(), atol=1e-4)
+    assert (s_i2t > -100).sum(axis=1).tolist() == [3] * len(split.images)
+    assert (s_t2i > -100).sum(axis=1).tolist() == [3] * len(split.texts)
+
+
 def test_vqa_end_to_end_from_scratch(world, tokenizer, tmp_path):
     model = _fresh_model(tokenizer)
     task, result = _run("vqa", model, tokenizer, world, tmp_path, max_steps=30, epochs=100.0, lr=5e-4,
