@@ -115,7 +115,6 @@ def test_two_process_checkpoint_resumes_in_one_process(two_procs, tmp_path):
 @pytest.mark.slow
 def test_real_model_and_itc_match_one_process(tmp_path):
     """The built-in VLPModel + ITC (gathered momentum keys, consistent queue)."""
-    from test_training_integration import TINY_MODEL  # noqa: F401 - same tiny model as the worker
     from training_dist_worker import real_setup
 
     data, out = tmp_path / "data", tmp_path / "out"

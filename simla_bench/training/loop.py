@@ -18,7 +18,6 @@ counts optimizer steps.
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
 from dataclasses import dataclass, field
