@@ -137,6 +137,7 @@ def train_steps(
     after_step: Callable[[int], None] | None = None,
     lr_mults: list[float] | None = None,
     progress: Callable[..., None] | None = None,
+    log: Callable[[str], None] | None = None,
     label: str = "fine-tune",
 ) -> TrainLog:
     """Run ``steps`` AdamW steps; ``step_loss(i)`` builds the batch and
@@ -144,9 +145,9 @@ def train_steps(
     with an error rather than training on garbage."""
     from simla_bench.errors import PluginError
 
-    log = TrainLog()
+    out = TrainLog()
     if steps <= 0:
-        return log
+        return out
     for m in modules:
         m.train()
     params = param_groups(modules, weight_decay, lr_mults)
@@ -167,11 +168,13 @@ def train_steps(
         optimizer.step()
         if after_step is not None:
             after_step(i)
-        log.losses.append(value)
+        out.losses.append(value)
         if progress is not None:
             progress(stage=label, step=i + 1, total=steps, loss=value)
-    log.steps = steps
-    log.seconds = time.perf_counter() - start
+    out.steps = steps
+    out.seconds = time.perf_counter() - start
     for m in modules:
         m.eval()
-    return log
+    if log is not None:
+        log(f"{label}: {steps} steps in {out.seconds:.1f}s, loss {out.losses[0]:.3f} -> {out.losses[-1]:.3f}")
+    return out

@@ -78,7 +78,7 @@ class GroundingTask(Task):
         after = (lambda i: model.update_momentum(o["momentum"])) if use_m else None
         return ft.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
                               warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
-                              grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress,
+                              grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress, log=ctx.log,
                               label="grounding fine-tune")
 
     def predict_boxes(self, model, records, tok, device) -> np.ndarray:

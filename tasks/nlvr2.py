@@ -101,7 +101,7 @@ class NLVR2Task(Task):
         log = ft.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
                              warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
                              grad_clip=o["grad_clip"], lr_mults=[1.0, o["head_lr_mult"]],
-                             progress=ctx.progress, label="nlvr2 fine-tune")
+                             progress=ctx.progress, log=ctx.log, label="nlvr2 fine-tune")
 
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}

@@ -111,7 +111,7 @@ class RetrievalTask(Task):
         after = (lambda i: model.update_momentum(o["momentum"])) if use_m else None
         return ft.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
                               warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
-                              grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress,
+                              grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress, log=ctx.log,
                               label="retrieval fine-tune")
 
     # ------------------------------------------------------------------ eval
