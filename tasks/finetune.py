@@ -160,7 +160,8 @@ def train_steps(
         loss = step_loss(i)
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise PluginError(f"{label}: loss became {value} at step {i}", hint="lower the task's lr or check the model")
+            raise PluginError(f"{label}: loss became {value} at step {i}",
+                              hint="lower the task's lr or check the model")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip > 0:

@@ -121,7 +121,8 @@ class GroundingTask(Task):
         log = self.finetune(model, ctx, device, gen)
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
-        extra: dict[str, Any] = {"finetune": log.summary(), "gradcam_layer": resolve_layer(model, self.options["gradcam_layer"]),
+        layer = resolve_layer(model, self.options["gradcam_layer"])
+        extra: dict[str, Any] = {"finetune": log.summary(), "gradcam_layer": layer,
                                  "skipped_splits": []}
         seconds = {"finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys([*REQUIRED, *self.options["eval_splits"]]):

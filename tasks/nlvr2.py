@@ -83,7 +83,8 @@ class NLVR2Task(Task):
         left, right = bank.index([r.left for r in train]), bank.index([r.right for r in train])
         labels = torch.tensor([int(r.label) for r in train])
         sentences = [r.sentence for r in train]
-        width = int(getattr(model, "text_width", 0)) or int(model.encode_text(*tokenize(tok, sentences[:1], max_len, device)).shape[-1])
+        with torch.no_grad():
+            width = int(model.encode_text(*tokenize(tok, sentences[:1], max_len, device)).shape[-1])
         head = mlp_head(width, 2).to(device)
         steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
         order: list[int] = []

@@ -78,7 +78,8 @@ class RetrievalTask(Task):
         ft.check_positive(name, o, "k", "batch_size", "eval_batch_size")
         if o["k"] < max(RECALL_KS):
             raise ConfigError(f"task '{name}': k={o['k']} is below {max(RECALL_KS)}, so R@{max(RECALL_KS)} would rank "
-                              "pairs that all share the score -100", hint=f"use k >= {max(RECALL_KS)} (paper: 128 or 256)")
+                              "pairs that all share the score -100",
+                              hint=f"use k >= {max(RECALL_KS)} (paper: 128 or 256)")
         if o["batch_size"] < 2:
             raise ConfigError(f"task '{name}': batch_size must be at least 2 (ITM needs in-batch negatives)")
 
