@@ -61,6 +61,9 @@ def test_atomic_write_leaves_no_temp_files_and_replaces(tmp_path):
     atomic_write_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 2}
     assert os.listdir(path.parent) == ["r.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # readable like any other file, not 0600
 
 
 def test_validate_record_names_the_problem():
