@@ -67,3 +67,21 @@ def test_resume_mid_task_list_restores_the_real_pretraining(tmp_path):
     after = json.loads(first["nlvr2"].read_text())
     assert after["metrics"] == before["metrics"]  # the restored model is the same model
     assert after["timings"]["pretrain_reused"] is True
+
+
+@pytest.mark.slow
+def test_nproc_per_node_2_writes_once_and_one_process_reuses_it(tmp_path):
+    import subprocess
+    import sys
+
+    tasks = {"retrieval": {"options": {"epochs": 1.0, "max_steps": 2, "batch_size": 8, "k": 10}}}
+    cfg = tiny_config(tmp_path, tasks)
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "simla_bench", "run", "--config", str(cfg), "--objectives", "itc,itm",
+            "--tasks", "retrieval", "--steps", "2"]
+    proc = subprocess.run(base + ["--nproc-per-node", "2"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("leaderboard") == 1  # printed by rank 0 only
+    assert len(list((out / "cells").glob("*.json"))) == 1
+    res = CliRunner().invoke(main, base[3:])  # one process: the cell key does not depend on the world size
+    assert res.exit_code == 0 and "0 cells computed, 1 reused" in res.output
