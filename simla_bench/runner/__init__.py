@@ -6,7 +6,9 @@ checkpoint), and store one JSON record per finished cell.
 * :mod:`.keys` — content-addressed keys
 * :mod:`.store` — the run directory: records, manifest, locks
 * :mod:`.pipeline` — the concrete steps (data, model, pretraining, tasks)
-* :mod:`.matrix` — the loop that ties them together
+* :mod:`.matrix` — the loop that ties them together (rank-aware under torchrun)
+* :mod:`.executors` — run (row, seed) groups here or as submitit/Slurm jobs
+* :mod:`.curves` — loss-curve NaN/inf check and summary
 * :mod:`.progress` — rich / plain / quiet progress display
 
 The runner knows no particular objective or task: it reaches them through the
