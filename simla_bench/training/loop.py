@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from simla_bench.runtime import configure_math
 from simla_bench.errors import ConfigError, PluginError
 from simla_bench.training import checkpoint as ckpt_io
 from simla_bench.training.data import build_loader, move_batch, subset_records
@@ -115,6 +116,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
         raise ConfigError("no pretraining objective with a weight above 0", hint="list objectives under 'objectives:'")
     check_needs({n: o for n, (o, _) in active.items()}, model)
 
+    configure_math()
     workdir = Path(workdir)
     wants_cuda = str(cfg.device).startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
     dctx = dist_ctx or init_from_env("cuda" if wants_cuda else "cpu")
