@@ -125,6 +125,9 @@ class DefaultPipeline(Pipeline):
         import numpy as np
         import torch
 
+        from simla_bench.runtime import configure_math
+
+        configure_math()
         random.seed(seed)
         np.random.seed(seed % (2**32))
         torch.manual_seed(seed)
