@@ -222,6 +222,11 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+#: top-level keys whose value in a child config replaces the base's value
+#: (lists of things to run), rather than being merged into it
+REPLACED_KEYS = ("objectives", "tasks", "matrix", "seeds", "data_fractions")
+
+
 def default_config_path() -> Path:
     return CONFIG_DIR / "default.yaml"
 
@@ -244,7 +249,11 @@ def _load_with_base(path: Path, seen: set[Path]) -> dict[str, Any]:
     if base_path.resolve() in seen:
         raise ConfigError(f"{path}: 'base: {base}' makes a cycle")
     seen.add(base_path.resolve())
-    return deep_merge(_load_with_base(base_path, seen), data)
+    merged = deep_merge(_load_with_base(base_path, seen), data)
+    for key in REPLACED_KEYS:  # a child names its own sets; it does not add to the base's
+        if key in data:
+            merged[key] = copy.deepcopy(data[key])
+    return merged
 
 
 def split_csv(value: str | None) -> list[str]:

@@ -94,3 +94,11 @@ def test_component_options_are_validated():
     assert "unknown option(s) kk" in str(info.value) and "allowed: k" in str(info.value)
     with pytest.raises(ConfigError):
         resolve_options("task 'x'", {"k": 5}, {"k": "five"})
+
+
+def test_child_config_replaces_task_and_objective_sets(tmp_path):
+    (tmp_path / "parent.yaml").write_text("objectives: [itc, itm]\ntasks: [vqa, nlvr2]\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\ntasks:\n  retrieval: {}\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert list(cfg.tasks) == ["retrieval"]
+    assert cfg.objective_names() == ["itc", "itm"]
