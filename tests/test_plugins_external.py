@@ -357,9 +357,7 @@ def test_bad_losses_stop_their_row_only_naming_objective_and_distribution(extras
     # the healthy row finished: its cell record exists
     records = [json.loads(p.read_text()) for p in (tmp_path / "run" / "cells").glob("*.json")]
     assert [r["objectives"] for r in records] == [["itc"]]
-    if not ("simla-bench-bad-loss" in vector[0] and "simla-bench-bad-loss" in nan[0]):
-        pytest.xfail("the runner's row-stopped message names the objective but not its distribution yet: "
-                     + " | ".join(vector + nan))
+    assert "simla-bench-bad-loss" in vector[0] and "simla-bench-bad-loss" in nan[0], vector + nan
 
 
 @pytest.mark.slow

@@ -234,7 +234,7 @@ class MatrixRunner:
                 raise
             except Exception as exc:  # noqa: BLE001 - the row stops, the run goes on
                 self._log_error(pkey, exc)
-                msg = f"row '{row.label}' seed {seed} stopped: {_describe_exc(exc)}"
+                msg = f"row '{row.label}' seed {seed} stopped: {_describe_exc(exc)}{self._blame(exc)}"
                 result.failures.append(msg)
                 self.progress.row_done(row.label, seed, "[failed] " + _describe_exc(exc))
                 for pc in todo:
@@ -256,6 +256,14 @@ class MatrixRunner:
                 self.progress.cell_done("done", self._cell_text(pc, record))
                 if self.main:
                     result.warnings += self._notify("on_cell_finished", record=record)
+
+    def _blame(self, exc: BaseException) -> str:
+        """Name the distribution of the objective an error is about, if known."""
+        name = getattr(exc, "objective", None)
+        if name and ("objective", name) in self.registry:
+            dist = self.registry.get("objective", name).plugin.dist_name
+            return f" (objective '{name}' is provided by distribution '{dist}')"
+        return ""
 
     def _log_error(self, pkey: str, exc: BaseException, task: str | None = None) -> None:
         suffix = f".rank{self.rank}" if self.world_size > 1 else ""

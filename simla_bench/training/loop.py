@@ -272,8 +272,10 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
 def _checked_loss(name: str, loss: Any) -> torch.Tensor:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         kind = type(loss).__name__ if not isinstance(loss, torch.Tensor) else f"tensor of shape {tuple(loss.shape)}"
-        raise PluginError(f"objective '{name}' returned a {kind} from loss(), not a scalar tensor",
+        err = PluginError(f"objective '{name}' returned a {kind} from loss(), not a scalar tensor",
                           hint="return a 0-dim torch tensor")
+        err.objective = name  # lets the runner name the distribution that provides it
+        raise err
     return loss.reshape(())
 
 
