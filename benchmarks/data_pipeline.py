@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     C.add_common_args(p)
     p.add_argument("--batches", type=int, default=None, help="batches timed per loader (default 30, quick 2)")
     p.add_argument("--workers", default=None, help="extra worker counts to time, comma-separated (default 1,2)")
+    p.add_argument("--step-steps", type=int, default=None, help="SIMLA steps timed before and after (default 6)")
     p.add_argument("--world", default=None)
     p.add_argument("--world-root", default=None)
     args = p.parse_args(argv)
@@ -120,13 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
     print("stage costs ...", file=sys.stderr)
     stages = stage_costs(cfg, records, tokenizer, image_size, 8 if quick else 256)
     print("SIMLA step rate ...", file=sys.stderr)
-    step = step_rate(cfg, source, records, tokenizer, tmp, 1 if quick else 6, 0 if quick else 2)
+    n_steps = args.step_steps or (1 if quick else 6)
+    step = step_rate(cfg, source, records, tokenizer, tmp, n_steps, 0 if quick else 1)
     loaders = []
     for w in counts:
         print(f"loader with {w} workers ...", file=sys.stderr)
         loaders.append(loader_rate(cfg, records, tokenizer, image_size, w, batches))
     # the step again, after the loaders: the machine is shared, take the mean
-    step2 = step_rate(cfg, source, records, tokenizer, tmp, 1 if quick else 6, 0 if quick else 2)
+    step2 = step_rate(cfg, source, records, tokenizer, tmp, n_steps, 0 if quick else 1)
     step_pps = statistics.mean([step["pairs_per_s"], step2["pairs_per_s"]])
     for r in loaders:
         r["ratio_to_step"] = r["samples_per_s"] / step_pps
