@@ -27,7 +27,7 @@ from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.gradcam import batched_gradcam, resolve_layer, upsample
-from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss
+from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
 
 REQUIRED = ("val", "testA", "testB")
 
@@ -51,35 +51,9 @@ class GroundingTask(Task):
             raise ConfigError(f"task '{name}': gradcam_layer must be an integer layer index or null, got {layer!r}")
 
     def finetune(self, model, ctx: TaskContext, device, gen) -> ft.TrainLog:
-        o = self.options
         records = ctx.data.load("grounding", "train")
-        if not records:
-            raise DataError("grounding: the train split is empty", hint="fine-tuning needs expression/image pairs")
-        bank = ImageBank([r.image for r in records], model.image_size)
-        rows = bank.index([r.image for r in records])
-        image_ids = [r.image_id for r in records]
-        uid = {u: i for i, u in enumerate(dict.fromkeys(image_ids))}
-        idx_all = torch.tensor([uid[u] for u in image_ids])
-        sampler = DistinctImageSampler(image_ids, gen)
-        sentences = [r.sentence for r in records]
-        tok = ctx.tokenizer or model.tokenizer
-        max_len = text_max_len(model, o)
-        steps = ft.steps_for(len(records), o["batch_size"], o["epochs"], o["max_steps"])
-        use_m = o["alpha"] > 0 and "momentum" in getattr(model, "capabilities", ())
-        momentum = model.momentum_model() if use_m else None
-
-        def step_loss(i: int) -> torch.Tensor:
-            pick = sampler.draw(o["batch_size"])
-            ids, mask = tokenize(tok, [sentences[j] for j in pick.tolist()], max_len, device)
-            loss, _ = itc_itm_loss(model, bank.tensor[rows[pick]].to(device), ids, mask, idx_all[pick],
-                                   alpha=o["alpha"], momentum=momentum, generator=gen)
-            return loss
-
-        after = (lambda i: model.update_momentum(o["momentum"])) if use_m else None
-        return ft.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
-                              warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
-                              grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress, log=ctx.log,
-                              label="grounding fine-tune")
+        return finetune_itc_itm(model, ctx, self.options, [r.image for r in records], [r.sentence for r in records],
+                                [r.image_id for r in records], device, gen, "grounding")
 
     def predict_boxes(self, model, records, tok, device) -> np.ndarray:
         """The chosen proposal box ``[N, 4]`` of every expression."""
