@@ -101,6 +101,23 @@ def steps_for(n_examples: int, batch_size: int, epochs: float, max_steps: int) -
     return min(steps, max_steps) if max_steps > 0 else steps
 
 
+class ShuffledBatches:
+    """Mini-batches of example indices: epochs of seeded permutations, a new
+    permutation appended whenever fewer than a batch remain (so no example is
+    dropped at an epoch boundary)."""
+
+    def __init__(self, n_examples: int, generator: torch.Generator):
+        self.n = n_examples
+        self.generator = generator
+        self._order: list[int] = []
+
+    def draw(self, batch_size: int) -> list[int]:
+        if len(self._order) < batch_size:
+            self._order = self._order + torch.randperm(self.n, generator=self.generator).tolist()
+        pick, self._order = self._order[:batch_size], self._order[batch_size:]
+        return pick
+
+
 @dataclass
 class TrainLog:
     """What a fine-tuning loop did (reported in the task's ``extra``)."""

@@ -87,13 +87,10 @@ class NLVR2Task(Task):
             width = int(model.encode_text(*tokenize(tok, sentences[:1], max_len, device)).shape[-1])
         head = mlp_head(width, 2).to(device)
         steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
-        order: list[int] = []
+        batches = ft.ShuffledBatches(len(train), gen)
 
         def step_loss(i: int) -> torch.Tensor:
-            nonlocal order
-            if len(order) < o["batch_size"]:
-                order = order + torch.randperm(len(train), generator=gen).tolist()
-            pick, order = order[: o["batch_size"]], order[o["batch_size"]:]
+            pick = batches.draw(o["batch_size"])
             ids, mask = tokenize(tok, [sentences[j] for j in pick], max_len, device)
             cls = self.fused_cls(model, bank.tensor[left[pick]].to(device), bank.tensor[right[pick]].to(device),
                                  ids, mask)

@@ -98,13 +98,10 @@ class VQATask(Task):
         width = fusion_width(model, bank.tensor[rows[:1]].to(device), probe_ids, probe_mask)
         head = mlp_head(width, len(vocab), hidden=2 * width, norm=True).to(device)
         steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
-        order: list[int] = []
+        batches = ft.ShuffledBatches(len(train), gen)
 
         def step_loss(i: int) -> torch.Tensor:
-            nonlocal order
-            if len(order) < o["batch_size"]:
-                order = order + torch.randperm(len(train), generator=gen).tolist()
-            pick, order = order[: o["batch_size"]], order[o["batch_size"]:]
+            pick = batches.draw(o["batch_size"])
             ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device)
             logits = self.logits(model, head, bank.tensor[rows[pick]].to(device), ids, mask)
             tgt = targets[pick].to(device)
