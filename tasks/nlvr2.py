@@ -5,9 +5,11 @@
   cross-attention on the left image and then on the right one with the same
   weights (ALBEF duplicates its fusion layers with shared key/value
   projections; see docs/tasks.md for the difference).
-* A copy of the model plus an MLP head (``Linear, GELU, Linear``) on the fused
-  CLS is fine-tuned with cross-entropy; ALBEF's extra one-epoch "text
-  assignment" pre-training stage is not run.
+* A copy of the model first runs ALBEF's "text assignment" stage
+  (:mod:`simla_bench.tasks.nlvr2_assignment`: caption -> image 1, image 2 or
+  neither, ``ta_steps`` steps on the source's pretraining pairs; skipped with
+  a note when the source has none), then it and an MLP head (``Linear, GELU,
+  Linear``) on the fused CLS are fine-tuned with cross-entropy.
 * Metrics ``<split>/acc`` and ``<split>/consistency`` (lil-lab's rules, via
   :mod:`simla_bench.metrics.nlvr2`) for dev, test and test_comp.  Primary:
   ``test/acc``; ``per_example`` holds one 0/1 per test example.
@@ -21,17 +23,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from simla_bench.errors import DataError
+from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.heads import mlp_head
+from simla_bench.tasks.nlvr2_assignment import text_assignment
 
 
 class NLVR2Task(Task):
     """NLVR2: two-image fusion + MLP head; accuracy and consistency."""
 
-    version = "1"
+    version = "2"
     primary_metric = "test/acc"
     needs = frozenset({"text", "fusion", "two_image_fusion"})
     data_kind = "nlvr2"
@@ -40,6 +43,9 @@ class NLVR2Task(Task):
     def __init__(self, name: str, options=None):
         super().__init__(name, options)
         ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
+        if int(self.options["ta_steps"]) < 0:
+            raise ConfigError(f"{name}: ta_steps must be >= 0, got {self.options['ta_steps']}",
+                              hint="0 skips the text-assignment stage")
 
     @staticmethod
     def fused_cls(model, left, right, ids, mask) -> torch.Tensor:
@@ -79,6 +85,8 @@ class NLVR2Task(Task):
         train = ctx.data.load("nlvr2", "train")
         if not train:
             raise DataError("nlvr2: the train split is empty", hint="the classifier is fine-tuned on it")
+        ta_log, ta_skipped = text_assignment(model, self.fused_cls, ctx.data, tok, o, gen, device, max_len,
+                                             progress=ctx.progress, log=ctx.log)
         bank = ImageBank([p for r in train for p in (r.left, r.right)], model.image_size)
         left, right = bank.index([r.left for r in train]), bank.index([r.right for r in train])
         labels = torch.tensor([int(r.label) for r in train])
@@ -104,8 +112,9 @@ class NLVR2Task(Task):
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
         extra: dict[str, Any] = {"finetune": log.summary(), "skipped_splits": [],
+                                 "text_assignment": ta_log.summary() if ta_log else {"skipped": ta_skipped},
                                  "train_true_share": round(100 * float(labels.float().mean()), 2)}
-        seconds = {"finetune": round(log.seconds, 2)}
+        seconds = {"text_assignment": round(ta_log.seconds, 2) if ta_log else 0.0, "finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
             records = load_split(ctx.data, "nlvr2", split_name, split_name == "test", extra["skipped_splits"])
