@@ -214,8 +214,8 @@ def test_nlvr2_reports_accuracy_and_consistency(world, tokenizer, pretrained, tm
 
 @pytest.mark.slow
 @pytest.mark.xfail(reason="known limitation: with this small model and 150 ITC+ITM pretraining steps NLVR2 stays "
-                          "near chance (55% test acc after 150 fine-tuning steps; the training loss stays at ln 2, "
-                          "so the fused CLS carries no usable image evidence yet); see docs/tasks.md", strict=False)
+                          "near chance (55% test acc after 150 fine-tuning steps; the training loss stays at ln 2: "
+                          "the fused CLS follows the images, barely the statement); see docs/tasks.md", strict=False)
 def test_nlvr2_beats_chance(world, tokenizer, pretrained, tmp_path):
     task, result = _run("nlvr2", pretrained, tokenizer, world, tmp_path, max_steps=150, epochs=100.0, lr=3e-4)
     print("nlvr2", result.metrics)
