@@ -99,9 +99,25 @@ class TaskConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+#: model fields a matrix row may not override: every row of a run shares one tokenizer
+ROW_FIXED_MODEL_FIELDS = ("tokenizer", "vocab_size", "max_text_len")
+
+
 class MatrixRow(_Strict):
     name: str | None = None
     objectives: list[str]
+    #: overrides of the experiment's ``model:`` for this row only (e.g. ALBEF's
+    #: split layout next to SIMLA's single stream), merged key by key
+    model: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _model_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        fixed = [k for k in ROW_FIXED_MODEL_FIELDS if k in value]
+        if fixed:
+            raise ValueError(f"a matrix row cannot override model.{fixed[0]} (the rows of a run share one "
+                             f"tokenizer); set it in the experiment's model: section")
+        return value
 
     @property
     def label(self) -> str:
@@ -158,6 +174,24 @@ class ExperimentConfig(_Strict):
             if ref not in names:
                 raise ValueError(f"{where} names dataset '{ref}', which is not defined under datasets: ({', '.join(sorted(names))})")
         return self
+
+    @model_validator(mode="after")
+    def _row_models_valid(self) -> "ExperimentConfig":
+        for row in self.matrix:
+            try:
+                self.with_model(row.model)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err.get("loc", ()))
+                raise ValueError(f"matrix row '{row.label}': model.{loc}: {err.get('msg', 'invalid value')}") from None
+        return self
+
+    def with_model(self, overrides: Mapping[str, Any]) -> "ExperimentConfig":
+        """This experiment with ``model:`` overridden key by key (a matrix row's ``model``)."""
+        if not overrides:
+            return self
+        merged = deep_merge(self.model.model_dump(mode="json"), overrides)
+        return self.model_copy(update={"model": ModelConfig.model_validate(merged)})
 
     def objective_names(self) -> list[str]:
         return list(self.objectives)

@@ -202,6 +202,38 @@ def test_duplicate_objective_sets_run_once(tmp_path):
     assert {r["row"] for r in result.records} == {"A = B"}
 
 
+def test_rows_with_their_own_model_are_separate_pretrainings(tmp_path):
+    """ALBEF's split layout next to SIMLA's single stream in one matrix."""
+    cfg = make_config(tmp_path, tasks={"toy": {}},
+                      matrix=[{"name": "single", "objectives": ["itc", "itm"]},
+                              {"name": "split", "objectives": ["itc", "itm"],
+                               "model": {"layout": "split", "fusion_layers": 1}},
+                              {"name": "split again", "objectives": ["itm", "itc"],
+                               "model": {"fusion_layers": 1, "layout": "split"}}])
+    result, pipe = run(cfg)
+    assert len(pipe.pretrain_calls) == 2
+    layouts = {r["row"]: r["config"]["model"]["layout"] for r in result.records}
+    assert layouts == {"single": "single_stream", "split = split again": "split"}
+    assert len({r["pretrain_key"] for r in result.records}) == 2
+    assert len({r["row_key"] for r in result.records}) == 2
+    assert run(cfg)[0].computed == 0  # each row finds its own cells again
+
+
+def test_row_model_overrides_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="matrix row 'bad': model.layout"):
+        make_config(tmp_path, matrix=[{"name": "bad", "objectives": ["itc"], "model": {"layout": "twin"}}])
+    with pytest.raises(ConfigError, match="cannot override model.vocab_size"):
+        make_config(tmp_path, matrix=[{"objectives": ["itc"], "model": {"vocab_size": 500}}])
+    # a row whose own model lacks what a task needs is refused before any pretraining
+    cfg = make_config(tmp_path, objectives={"itc": {}}, tasks={"grounding": {}},
+                      matrix=[{"name": "ok", "objectives": ["itc"]},
+                              {"name": "no fusion", "objectives": ["itc"],
+                               "model": {"layout": "split", "fusion_layers": 0}}])
+    with pytest.raises(CapabilityError, match="task 'grounding'"):
+        run(cfg)
+    assert not list((tmp_path / "run" / "pretrain").iterdir())
+
+
 def test_data_fraction_sweep_makes_rows(tmp_path):
     cfg = make_config(tmp_path, data_fractions=[0.25, 1.0], tasks={"toy": {}})
     result, pipe = run(cfg)
@@ -295,8 +327,10 @@ def test_packaged_ablation_expresses_simla_table1_and_albef():
     assert sets[:5] == [("itm",), ("itm", "itc"), ("itm", "itc", "mlm"), ("itm", "itc", "mlm", "mim"),
                         ("itm", "itc", "mlm", "mim", "psl")]  # Table 1, cumulative
     assert ("itc",) in sets and ("itc", "itm", "xmm", "psl") in sets
-    albef = next(r for r in matrix.rows if r.objective_set == {"itc", "itm", "mlm"})
-    assert "ALBEF" in albef.label and len(matrix.rows) == 7  # ALBEF's set is row 3: run once
+    albef = next(r for r in matrix.rows if "ALBEF" in r.label)
+    assert albef.objective_set == {"itc", "itm", "mlm"} and albef.model_overrides == {"layout": "split"}
+    assert cfg.with_model(albef.model_overrides).model.fusion_layers == 2
+    assert len(matrix.rows) == 8  # ALBEF's set is row 3's, on its own layout: a row of its own
     registry = Registry()
     registry.load_entry_points()
     check_names(cfg, matrix, registry)  # every name resolves in the built-in plugins

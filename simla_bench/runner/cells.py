@@ -1,8 +1,9 @@
 """Expanding an experiment into the matrix, and checking it before any work.
 
 A *row* is one objective set (with weights and options) at one pretraining
-data fraction; a *cell* is (row, seed, task).  Rows whose objective sets are
-equal (order does not matter) and whose data fraction is equal are one row:
+data fraction, with the row's own ``model:`` overrides if it has any; a *cell*
+is (row, seed, task).  Rows whose objective sets are equal (order does not
+matter) and whose data fraction and model overrides are equal are one row:
 they would compute the same numbers, so they are merged and labelled with all
 their names.
 
@@ -14,8 +15,9 @@ capabilities that an objective or task needs but the configured model lacks.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from simla_bench.config import ExperimentConfig
 from simla_bench.errors import ConfigError, UserError
@@ -32,6 +34,11 @@ class Row:
     labels: tuple[str, ...]
     objectives: tuple[str, ...]  # in the order first given (display); keys sort them
     data_fraction: float = 1.0
+    model_json: str = ""  # the row's model overrides as canonical JSON ("" = none)
+
+    @property
+    def model_overrides(self) -> dict[str, Any]:
+        return json.loads(self.model_json) if self.model_json else {}
 
     @property
     def label(self) -> str:
@@ -78,22 +85,28 @@ def expand(cfg: ExperimentConfig) -> Matrix:
         raise ConfigError("no tasks to run", hint="give --tasks or a tasks: section in the config")
     if not cfg.matrix and not cfg.objectives:
         raise ConfigError("no pretraining objectives configured", hint="give --objectives itc,itm or an objectives: list")
-    merged: dict[tuple[frozenset[str], float], Row] = {}
+    merged: dict[tuple[frozenset[str], float, str], Row] = {}
     notes: list[str] = []
     for mrow in cfg.rows():
         objectives = tuple(dict.fromkeys(mrow.objectives))
         if not objectives:
             raise ConfigError(f"matrix row '{mrow.label}' has no objectives", hint="list at least one objective, e.g. [itc]")
+        model_json = model_key(mrow.model)
         for f in fractions:
             label = mrow.label + _fraction_suffix(f, fractions)
-            key = (frozenset(objectives), float(f))
+            key = (frozenset(objectives), float(f), model_json)
             if key in merged:
                 old = merged[key]
-                notes.append(f"row '{label}' is the same objective set as '{old.label}'; it is run once")
-                merged[key] = Row(old.labels + (label,), old.objectives, old.data_fraction)
+                notes.append(f"row '{label}' is the same objective set and model as '{old.label}'; it is run once")
+                merged[key] = Row(old.labels + (label,), old.objectives, old.data_fraction, model_json)
             else:
-                merged[key] = Row((label,), objectives, float(f))
+                merged[key] = Row((label,), objectives, float(f), model_json)
     return Matrix(list(merged.values()), list(dict.fromkeys(cfg.seeds)), list(cfg.tasks), notes)
+
+
+def model_key(overrides: Mapping[str, Any]) -> str:
+    """Canonical JSON of a row's model overrides ("" when there are none)."""
+    return json.dumps(dict(overrides), sort_keys=True, separators=(",", ":")) if overrides else ""
 
 
 def resolve_objectives(cfg: ExperimentConfig, row: Row) -> dict[str, dict[str, Any]]:

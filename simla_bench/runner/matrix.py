@@ -94,14 +94,21 @@ class MatrixRunner:
         self.main = self.rank == 0
         self.cfg_dump = cfg.model_dump(mode="json")
         self._tokenizer: Any = None
+        self._row_cfgs: dict[str, ExperimentConfig] = {"": cfg}
+
+    def row_cfg(self, row: Row) -> ExperimentConfig:
+        """The experiment as this row runs it (its ``model:`` overrides applied)."""
+        if row.model_json not in self._row_cfgs:
+            self._row_cfgs[row.model_json] = self.cfg.with_model(row.model_overrides)
+        return self._row_cfgs[row.model_json]
 
     # ------------------------------------------------------------ planning
     def matrix(self) -> Matrix:
         matrix = expand(self.cfg)
         check_names(self.cfg, matrix, self.registry)
         if self.only_rows is not None:
-            wanted = {(r.objective_set, r.data_fraction) for r in self.only_rows}
-            matrix.rows = [r for r in matrix.rows if (r.objective_set, r.data_fraction) in wanted]
+            wanted = {(r.objective_set, r.data_fraction, r.model_json) for r in self.only_rows}
+            matrix.rows = [r for r in matrix.rows if (r.objective_set, r.data_fraction, r.model_json) in wanted]
         if self.only_seeds is not None:
             matrix.seeds = [s for s in matrix.seeds if s in self.only_seeds]
         return matrix
@@ -112,8 +119,9 @@ class MatrixRunner:
         planned = []
         for row in matrix.rows:
             objectives = resolve_objectives(self.cfg, row)
+            row_dump = self.row_cfg(row).model_dump(mode="json")
             for seed in matrix.seeds:
-                pparts = keys.pretrain_key_parts(self.cfg_dump, objectives, row.data_fraction, seed, pre_sum, __version__)
+                pparts = keys.pretrain_key_parts(row_dump, objectives, row.data_fraction, seed, pre_sum, __version__)
                 pkey, rkey = keys.digest(pparts), keys.row_key_of(pparts)
                 for task in matrix.tasks:
                     tc = self.cfg.tasks[task]
@@ -211,8 +219,12 @@ class MatrixRunner:
         """Build the tokenizer once and a probe model; refuse unusable objective/task sets."""
         pre = data[self.cfg.pretrain.dataset]
         self._tokenizer = self.pipeline.build_tokenizer(self.cfg, pre, self.store.root / "tokenizer" if self.main else None)
-        probe = self.pipeline.build_model(self.cfg, self._tokenizer)
-        check_capabilities(self.cfg, matrix, self.registry, self.pipeline.capabilities(probe))
+        for model_json in dict.fromkeys(r.model_json for r in matrix.rows):
+            rows = [r for r in matrix.rows if r.model_json == model_json]
+            cfg = self.row_cfg(rows[0])
+            probe = self.pipeline.build_model(cfg, self._tokenizer)
+            check_capabilities(cfg, Matrix(rows, matrix.seeds, matrix.tasks), self.registry,
+                               self.pipeline.capabilities(probe))
 
     def _run_group(self, pkey: str, cells: list[PlannedCell], done: dict, data, env, device, result: RunResult) -> None:
         row, seed = cells[0].cell.row, cells[0].cell.seed
@@ -274,6 +286,7 @@ class MatrixRunner:
     def _pretrained(self, row: Row, seed: int, pkey: str, data) -> tuple[Any, dict]:
         """The row's pretrained model: restored if finished (``pretrain.json``
         exists), else trained, resuming from the checkpoint the trainer left."""
+        cfg = self.row_cfg(row)
         workdir = self.store.pretrain_dir / pkey
         workdir.mkdir(parents=True, exist_ok=True)
         info_path = workdir / "pretrain.json"
@@ -283,11 +296,11 @@ class MatrixRunner:
             objectives[name] = (cls(name, spec["options"]), spec["weight"])
         records = self.pipeline.pretrain_records(data[self.cfg.pretrain.dataset], row.data_fraction)
         self.pipeline.seed_everything(seed)
-        model = self.pipeline.build_model(self.cfg, self._tokenizer)
+        model = self.pipeline.build_model(cfg, self._tokenizer)
         if info_path.exists():
             try:
                 info = json.loads(info_path.read_text(encoding="utf-8"))
-                model = self.pipeline.restore(self.cfg, objectives, model, records, workdir, seed)
+                model = self.pipeline.restore(cfg, objectives, model, records, workdir, seed)
                 self.progress.row_done(row.label, seed, "reusing finished pretraining")
                 return model, {**info, "reused": True}
             except KeyboardInterrupt:
@@ -297,12 +310,12 @@ class MatrixRunner:
                                    f"({_describe_exc(exc).splitlines()[0]}); pretraining it again")
                 self._wipe(workdir)
                 self.pipeline.seed_everything(seed)
-                model = self.pipeline.build_model(self.cfg, self._tokenizer)
-        self.progress.row_start(row.label, seed, self.cfg.pretrain.steps)
+                model = self.pipeline.build_model(cfg, self._tokenizer)
+        self.progress.row_start(row.label, seed, cfg.pretrain.steps)
         resumed = any(p.name != "tasks" and not p.name.endswith(".log") for p in workdir.iterdir())
         start = time.time()
         try:
-            outcome = self.pipeline.pretrain(self.cfg, objectives, model, records, workdir, seed,
+            outcome = self.pipeline.pretrain(cfg, objectives, model, records, workdir, seed,
                                              self.progress.pretrain_callback())
         except Exception as exc:  # noqa: BLE001
             if not resumed:
@@ -313,8 +326,8 @@ class MatrixRunner:
             self._wipe(workdir)
             resumed = False
             self.pipeline.seed_everything(seed)
-            model = self.pipeline.build_model(self.cfg, self._tokenizer)
-            outcome = self.pipeline.pretrain(self.cfg, objectives, model, records, workdir, seed,
+            model = self.pipeline.build_model(cfg, self._tokenizer)
+            outcome = self.pipeline.pretrain(cfg, objectives, model, records, workdir, seed,
                                              self.progress.pretrain_callback())
         curves.check_finite(outcome.loss_curve)
         info = {"steps": outcome.steps, "seconds": outcome.seconds or time.time() - start, "pairs": len(records),
@@ -355,7 +368,7 @@ class MatrixRunner:
             "directions": {m: pc.task_cls.directions.get(m.split("/")[-1], pc.task_cls.directions.get(m, "higher"))
                            for m in metrics},
             "metrics": metrics, "per_example": per_example, "extra": out.extra,
-            "config": self.cfg_dump, "key_parts": pc.key_parts,
+            "config": self.row_cfg(cell.row).model_dump(mode="json"), "key_parts": pc.key_parts,
             "data_manifest": {self.cfg.pretrain.dataset: data[self.cfg.pretrain.dataset].manifest,
                               tc.dataset: data[tc.dataset].manifest},
             "versions": env["versions"], "device": env["device"],
