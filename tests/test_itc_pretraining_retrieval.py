@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from simla_bench.registry import get_registry
+from retrieval_chance import chance_r_mean
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +37,6 @@ def _features(model, tokenizer, images, texts):
         image_embeds = encode_images(model, bank.tensor[torch.as_tensor(bank.index(images))], 64, "cpu")
         ids, mask = tokenize(tokenizer, texts, model.cfg.max_text_len)
         return model.image_feat(image_embeds), model.text_feat(encode_texts(model, ids, mask, 64))
-
-
-def _chance_r_mean(split, draws: int = 50) -> float:
-    from simla_bench.metrics.retrieval import itm_eval
-
-    rng = np.random.default_rng(0)
-    vals = []
-    for _ in range(draws):
-        s = rng.standard_normal((len(split.images), len(split.texts)))
-        vals.append(itm_eval(s, s.T.copy(), split.txt2img, split.img2txt)["r_mean"])
-    return float(np.mean(vals))
 
 
 def test_itc_pretraining_retrieves_far_above_chance(tmp_path_factory, tmp_path):
@@ -81,7 +71,7 @@ def test_itc_pretraining_retrieves_far_above_chance(tmp_path_factory, tmp_path):
     img, txt = _features(result.model, tokenizer, split.images, split.texts)
     sims = (img @ txt.T).numpy()
     r_mean = itm_eval(sims, sims.T.copy(), split.txt2img, split.img2txt)["r_mean"]
-    r_chance = _chance_r_mean(split)
+    r_chance = chance_r_mean(split, draws=50)
     print("itc: pairs R@1", hit, "chance", chance, "| held-out r_mean", r_mean, "chance", r_chance,
           "| loss", np.mean(losses[:15]), np.mean(losses[-15:]))
     assert np.mean(losses[-15:]) < np.mean(losses[:15]) - 0.1, (losses[:15], losses[-15:])

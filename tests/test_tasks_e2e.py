@@ -15,6 +15,7 @@ import torch
 
 from simla_bench.interfaces import TaskContext
 from simla_bench.registry import get_registry
+from retrieval_chance import chance_r_mean
 
 SMALL_MODEL = {
     "image": {"name": "vit_world_tiny", "options": {"img_size": 32, "embed_dim": 64, "depth": 2, "num_heads": 2}},
@@ -148,17 +149,6 @@ def test_vqa_end_to_end_from_scratch(world, tokenizer, tmp_path):
 
 
 # ---------------------------------------------------------------------- slow
-def _chance_r_mean(split, draws=20):
-    from simla_bench.metrics.retrieval import itm_eval
-
-    rng = np.random.default_rng(0)
-    vals = []
-    for _ in range(draws):
-        s = rng.standard_normal((len(split.images), len(split.texts)))
-        vals.append(itm_eval(s, s.T.copy(), split.txt2img, split.img2txt)["r_mean"])
-    return float(np.mean(vals))
-
-
 @pytest.mark.slow
 def test_retrieval_finetune_beats_chance_and_zero_shot(world, tokenizer, pretrained, tmp_path):
     task, result = _run("retrieval", pretrained, tokenizer, world, tmp_path, max_steps=40, epochs=100.0,
@@ -168,7 +158,7 @@ def test_retrieval_finetune_beats_chance_and_zero_shot(world, tokenizer, pretrai
         for key in ("TR@1", "TR@5", "TR@10", "IR@1", "IR@5", "IR@10", "tr_mean", "ir_mean", "r_mean"):
             assert f"{split}/{key}" in m
     _loss_went_down(result)
-    chance = _chance_r_mean(world.load("retrieval", "test"))
+    chance = chance_r_mean(world.load("retrieval", "test"), draws=20)
     print("retrieval", m["test/r_mean"], m["test_zs/r_mean"], chance)
     assert m["test/r_mean"] > chance + 5, (m["test/r_mean"], chance)
 
