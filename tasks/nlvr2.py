@@ -85,14 +85,14 @@ class NLVR2Task(Task):
         train = ctx.data.load("nlvr2", "train")
         if not train:
             raise DataError("nlvr2: the train split is empty", hint="the classifier is fine-tuned on it")
-        ta_log, ta_skipped = text_assignment(model, self.fused_cls, ctx.data, tok, o, gen, device, max_len,
-                                             progress=ctx.progress, log=ctx.log)
         bank = ImageBank([p for r in train for p in (r.left, r.right)], model.image_size)
         left, right = bank.index([r.left for r in train]), bank.index([r.right for r in train])
         labels = torch.tensor([int(r.label) for r in train])
         sentences = [r.sentence for r in train]
         with torch.no_grad():
             width = int(model.encode_text(*tokenize(tok, sentences[:1], max_len, device)).shape[-1])
+        ta_log, ta_skipped = text_assignment(model, self.fused_cls, width, ctx.data, tok, o, gen, device, max_len,
+                                             progress=ctx.progress, log=ctx.log)
         head = mlp_head(width, 2).to(device)
         steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
         batches = ft.ShuffledBatches(len(train), gen)

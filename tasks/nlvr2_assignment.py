@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from simla_bench.tasks import finetune as ft
-from simla_bench.tasks.data import ImageBank, tokenize
+from simla_bench.tasks.data import ImageBank, load_split, tokenize
 from simla_bench.tasks.heads import mlp_head
 
 #: class ids of the 3-way head
@@ -50,17 +50,18 @@ def assignment_triples(image_ids: list[Any], n: int, generator: torch.Generator)
     return caption, first, second, labels
 
 
-def text_assignment(model, fused_cls: Callable[..., torch.Tensor], source, tok, options: dict[str, Any],
+def text_assignment(model, fused_cls: Callable[..., torch.Tensor], width: int, source, tok, options: dict[str, Any],
                     generator: torch.Generator, device: torch.device, max_len: int, progress=None,
                     log=None) -> tuple[ft.TrainLog | None, str | None]:
-    """Run ``options["ta_steps"]`` steps of text assignment; ``(log, None)`` or ``(None, reason)``."""
+    """Run ``options["ta_steps"]`` steps of text assignment with a 3-way head
+    on the fused CLS (``width`` wide); ``(log, None)`` or ``(None, reason)``."""
     steps = int(options["ta_steps"])
     if steps <= 0:
         return None, "ta_steps is 0"
-    try:
-        pairs = source.load("pretrain", "train")
-    except Exception as exc:  # a real NLVR2 source has no pretraining pairs
-        return None, f"the dataset has no pretrain/train pairs ({exc})"
+    unavailable: list[str] = []
+    pairs = load_split(source, "pretrain", "train", False, unavailable)
+    if pairs is None:  # a real NLVR2 source has no pretraining pairs
+        return None, f"the dataset has no pretrain/train pairs ({unavailable[0]})"
     if len({r.image_id for r in pairs}) < 3:
         return None, "the pretraining pairs show fewer than 3 images"
     batch = int(options["batch_size"])
@@ -68,8 +69,6 @@ def text_assignment(model, fused_cls: Callable[..., torch.Tensor], source, tok, 
     used = sorted(set(first) | set(second))
     bank = ImageBank([pairs[i].image for i in used], model.image_size)
     rows = dict(zip(used, [int(k) for k in bank.index([pairs[i].image for i in used])]))
-    with torch.no_grad():
-        width = int(model.encode_text(*tokenize(tok, [pairs[0].caption], max_len, device)).shape[-1])
     head = mlp_head(width, 3).to(device)
 
     def step_loss(i: int) -> torch.Tensor:

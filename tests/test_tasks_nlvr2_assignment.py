@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simla_bench.errors import ConfigError
+from simla_bench.errors import ConfigError, DataError
 from simla_bench.registry import get_registry
 from simla_bench.tasks.nlvr2_assignment import IMAGE_1, IMAGE_2, NEITHER, assignment_triples
 
@@ -69,7 +69,7 @@ def test_nlvr2_runs_text_assignment_first(tmp_path):
     class NoPairs:
         def load(self, kind, split):
             if kind == "pretrain":
-                raise KeyError("this source has no pretrain split")
+                raise DataError("dataset 'nlvr2' provides nlvr2, not 'pretrain'")
             return world.load(kind, split)
 
     ctx = TaskContext(model=model, tokenizer=tok, data=NoPairs(), options=task.options, seed=0, device="cpu",
