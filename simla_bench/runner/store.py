@@ -43,10 +43,16 @@ class RunDirInUseError(UserError):
     """Another run holds a lock on the results directory for too long."""
 
 
-def _umask() -> int:
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; do that once, at import, rather
+    # than flipping the process-wide mask (under threads) on every write
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+#: mode of written records and manifests: what the user's umask gives a new file
+_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -55,7 +61,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, sort_keys=True, allow_nan=True, default=str)
             fh.write("\n")
