@@ -94,12 +94,20 @@ class MatrixRunner:
         self.main = self.rank == 0
         self.cfg_dump = cfg.model_dump(mode="json")
         self._tokenizer: Any = None
-        self._row_cfgs: dict[str, ExperimentConfig] = {"": cfg}
+        self._row_cfgs: dict[str, tuple[ExperimentConfig, dict]] = {"": (cfg, self.cfg_dump)}
 
     def row_cfg(self, row: Row) -> ExperimentConfig:
         """The experiment as this row runs it (its ``model:`` overrides applied)."""
+        return self._row_entry(row)[0]
+
+    def row_dump(self, row: Row) -> dict:
+        """``row_cfg(row)`` as JSON data (keys and records), computed once per row model."""
+        return self._row_entry(row)[1]
+
+    def _row_entry(self, row: Row) -> tuple[ExperimentConfig, dict]:
         if row.model_json not in self._row_cfgs:
-            self._row_cfgs[row.model_json] = self.cfg.with_model(row.model_overrides)
+            cfg = self.cfg.with_model(row.model_overrides)
+            self._row_cfgs[row.model_json] = (cfg, cfg.model_dump(mode="json"))
         return self._row_cfgs[row.model_json]
 
     # ------------------------------------------------------------ planning
@@ -119,9 +127,8 @@ class MatrixRunner:
         planned = []
         for row in matrix.rows:
             objectives = resolve_objectives(self.cfg, row)
-            row_dump = self.row_cfg(row).model_dump(mode="json")
             for seed in matrix.seeds:
-                pparts = keys.pretrain_key_parts(row_dump, objectives, row.data_fraction, seed, pre_sum, __version__)
+                pparts = keys.pretrain_key_parts(self.row_dump(row), objectives, row.data_fraction, seed, pre_sum, __version__)
                 pkey, rkey = keys.digest(pparts), keys.row_key_of(pparts)
                 for task in matrix.tasks:
                     tc = self.cfg.tasks[task]
@@ -368,7 +375,7 @@ class MatrixRunner:
             "directions": {m: pc.task_cls.directions.get(m.split("/")[-1], pc.task_cls.directions.get(m, "higher"))
                            for m in metrics},
             "metrics": metrics, "per_example": per_example, "extra": out.extra,
-            "config": self.row_cfg(cell.row).model_dump(mode="json"), "key_parts": pc.key_parts,
+            "config": self.row_dump(cell.row), "key_parts": pc.key_parts,
             "data_manifest": {self.cfg.pretrain.dataset: data[self.cfg.pretrain.dataset].manifest,
                               tc.dataset: data[tc.dataset].manifest},
             "versions": env["versions"], "device": env["device"],
