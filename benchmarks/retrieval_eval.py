@@ -80,7 +80,7 @@ class Encoded:
             self.ids, self.mask = tokenize(tokenizer, texts, max_len)
             self.text_embeds = encode_texts(model, self.ids, self.mask, batch)
             t2 = time.perf_counter()
-            self.sims = (model.image_feat(self.image_embeds) @ model.text_feat(self.text_embeds).t()).float()
+            self.sims = (model.image_feat(self.image_embeds) @ model.text_feat(self.text_embeds, self.mask).t()).float()
             t3 = time.perf_counter()
         self.seconds = {"encode_images": t1 - t0, "encode_texts": t2 - t1, "itc_sims": t3 - t2}
 

@@ -40,7 +40,7 @@ def itc_itm_loss(model, images: torch.Tensor, input_ids: torch.Tensor, attention
     image_embeds = model.encode_image(images)
     text_embeds = model.encode_text(input_ids, attention_mask)
     image_feat = model.image_feat(image_embeds)
-    text_feat = model.text_feat(text_embeds)
+    text_feat = model.text_feat(text_embeds, attention_mask)
     temp = model.temp.clamp(0.001, 0.5)
     sim_i2t = image_feat @ text_feat.t() / temp
     sim_t2i = text_feat @ image_feat.t() / temp
@@ -52,7 +52,7 @@ def itc_itm_loss(model, images: torch.Tensor, input_ids: torch.Tensor, attention
     if alpha > 0 and momentum is not None:
         with torch.no_grad():
             m_img = momentum.image_feat(momentum.encode_image(images))
-            m_txt = momentum.text_feat(momentum.encode_text(input_ids, attention_mask))
+            m_txt = momentum.text_feat(momentum.encode_text(input_ids, attention_mask), attention_mask)
             m_sim = m_img @ m_txt.t() / temp
             t_i2t = alpha * F.softmax(m_sim, dim=1) + (1 - alpha) * targets
             t_t2i = alpha * F.softmax(m_sim.t(), dim=1) + (1 - alpha) * targets

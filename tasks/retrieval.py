@@ -55,7 +55,7 @@ def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_le
     image_embeds = encode_images(model, bank.tensor[bank.index(split.images)], batch_size, device)
     ids, mask = tokenize(tokenizer, split.texts, max_len, device)
     text_embeds = encode_texts(model, ids, mask, batch_size)
-    sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds).t()
+    sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds, mask).t()
     scorer = itm_scorer(model, image_embeds, ids, mask, text_embeds)
     s_i2t, s_t2i = rerank(sims.float().cpu(), k, scorer, batch_size=batch_size)
     return s_i2t.numpy(), s_t2i.numpy()

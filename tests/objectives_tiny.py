@@ -167,7 +167,7 @@ class TinyVLP(nn.Module):
     def image_feat(self, image_embeds):
         return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
 
-    def text_feat(self, text_embeds):
+    def text_feat(self, text_embeds, attention_mask=None):
         return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
 
     def itm_logits(self, h):

@@ -36,7 +36,7 @@ def _features(model, tokenizer, images, texts):
         bank = ImageBank(images, model.image_size)   # distinct files, decoded once
         image_embeds = encode_images(model, bank.tensor[torch.as_tensor(bank.index(images))], 64, "cpu")
         ids, mask = tokenize(tokenizer, texts, model.cfg.max_text_len)
-        return model.image_feat(image_embeds), model.text_feat(encode_texts(model, ids, mask, 64))
+        return model.image_feat(image_embeds), model.text_feat(encode_texts(model, ids, mask, 64), mask)
 
 
 def test_itc_pretraining_retrieves_far_above_chance(tmp_path_factory, tmp_path):

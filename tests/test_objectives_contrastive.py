@@ -31,7 +31,7 @@ class _FeatModel(torch.nn.Module):
     def image_feat(self, e):
         return self.feats[0]
 
-    def text_feat(self, e):
+    def text_feat(self, e, attention_mask=None):
         return self.feats[1]
 
 
@@ -48,7 +48,7 @@ class _Mom:
     def image_feat(self, e):
         return self.m[0]
 
-    def text_feat(self, e):
+    def text_feat(self, e, attention_mask=None):
         return self.m[1]
 
 

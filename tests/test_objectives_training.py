@@ -183,7 +183,7 @@ def test_itc_training_retrieves_above_chance():
     batch = make_batch(64, torch.Generator().manual_seed(999))
     with torch.no_grad():
         img = model.image_feat(model.encode_image(batch["images"]))
-        txt = model.text_feat(model.encode_text(batch["input_ids"], batch["attention_mask"]))
+        txt = model.text_feat(model.encode_text(batch["input_ids"], batch["attention_mask"]), batch["attention_mask"])
     ids = batch["image_ids"]
     best = (img @ txt.T).argmax(1).tolist()
     hit = sum(ids[j] == ids[best[j]] for j in range(64)) / 64

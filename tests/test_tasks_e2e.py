@@ -128,7 +128,7 @@ def test_model_rerank_matches_reference_loop(world, tokenizer):
         image_embeds = encode_images(model, bank.tensor, 64, "cpu")
         ids, mask = tokenize(tokenizer, split.texts, 20)
         text_embeds = encode_texts(model, ids, mask, 64)
-        sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds).t()
+        sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds, mask).t()
     ref_i2t, ref_t2i = rerank_reference(sims, 3, itm_scorer(model, image_embeds, ids, mask, text_embeds))
     assert np.allclose(s_i2t, ref_i2t.numpy(), atol=1e-4)
     assert np.allclose(s_t2i, ref_t2i.numpy(), atol=1e-4)

@@ -83,7 +83,7 @@ class ToyEncoders(nn.Module):
     def image_feat(self, image_embeds):
         return F.normalize(self.img_proj(image_embeds[:, 0]).float(), dim=-1)
 
-    def text_feat(self, text_embeds):
+    def text_feat(self, text_embeds, attention_mask=None):
         return F.normalize(self.txt_proj(text_embeds[:, 0]).float(), dim=-1)
 
 
@@ -110,8 +110,8 @@ class ToyVLP(nn.Module):
     def image_feat(self, e):
         return self.online.image_feat(e)
 
-    def text_feat(self, e):
-        return self.online.text_feat(e)
+    def text_feat(self, e, attention_mask=None):
+        return self.online.text_feat(e, attention_mask)
 
     def momentum_model(self):
         return self.momentum

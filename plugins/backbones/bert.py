@@ -453,6 +453,7 @@ def build(
     pad_token_id: int | None = None,
     cross_attention_layers: Iterable[int] | str = (),
     encoder_width: int | None = None,
+    zero_shared_embeddings: bool = False,
     **overrides: Any,
 ) -> BertTransformer:
     """Build a BERT text/fusion encoder.
@@ -463,18 +464,33 @@ def build(
     ``weights`` names a local Hugging Face BERT directory and no config is
     given, the directory's config is used.  ``vocab_size``/``pad_token_id``
     come from the tokenizer; ``overrides`` are further ``BertConfig`` fields.
+
+    ``zero_shared_embeddings`` (a from-scratch model; loaded weights replace
+    it): start the token-type and position embeddings at zero instead of
+    BERT's N(0, 0.02).  Both add the same vectors to every caption, and after
+    the embedding LayerNorm BERT's random ones make up most of each token, so
+    every caption starts as almost the same representation and contrastive
+    learning waits for the projection to dig the words out (docs/model.md,
+    "A from-scratch text encoder").
     """
     if config is None and weights is not None and Path(weights).is_dir() and (Path(weights) / "config.json").is_file():
         config = weights
     cfg = load_bert_config(config, vocab_size=vocab_size, pad_token_id=pad_token_id, **overrides)
     model = BertTransformer(cfg, cross_attention_layers, encoder_width)
+    if zero_shared_embeddings:
+        with torch.no_grad():
+            model.embeddings.token_type_embeddings.weight.zero_()
+            model.embeddings.position_embeddings.weight.zero_()
     if weights:
         model.load_hf_state_dict(read_state_dict(weights))
     return model
 
 
 def bert_world_tiny(**options: Any) -> BertTransformer:
-    """Tiny BERT for the built-in world: width 192, 4 layers, 3 heads, FFN 768."""
+    """Tiny BERT for the built-in world: width 192, 4 layers, 3 heads, FFN 768;
+    trained from scratch, so its shared (token-type, position) embeddings start
+    at zero unless ``zero_shared_embeddings=False``."""
+    options.setdefault("zero_shared_embeddings", not options.get("weights"))
     given = options.pop("config", None)
     if given is None and options.get("weights"):
         config = None  # the weights directory's own config.json

@@ -62,6 +62,7 @@ class VLPModel(nn.Module):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.layout = cfg.layout
+        self.text_pool = getattr(cfg, "text_pool", "cls")
         self.visual_encoder = visual_encoder
         self.text_encoder = text_encoder
         n_layers = text_encoder.num_layers
@@ -239,8 +240,17 @@ class VLPModel(nn.Module):
     def image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.vision_proj(image_embeds[:, 0, :]), dim=-1)
 
-    def text_feat(self, text_embeds: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text_proj(text_embeds[:, 0, :]), dim=-1)
+    def text_feat(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The ITC text feature: ``model.text_pool`` ``cls`` projects the [CLS]
+        output, ``mean`` the mean over the tokens ``attention_mask`` keeps."""
+        if self.text_pool == "cls":
+            pooled = text_embeds[:, 0, :]
+        elif attention_mask is None:
+            raise ValueError("text_feat with text_pool='mean' needs the attention mask")
+        else:
+            keep = attention_mask[:, :text_embeds.shape[1], None].to(text_embeds.dtype)
+            pooled = (text_embeds * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return F.normalize(self.text_proj(pooled), dim=-1)
 
     def itm_logits(self, fused_hidden: torch.Tensor) -> torch.Tensor:
         self._require_fusion()

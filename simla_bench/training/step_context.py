@@ -95,7 +95,7 @@ class StepContext:
 
     @property
     def text_feat(self) -> torch.Tensor:
-        return self._get("text_feat", lambda: self.model.text_feat(self.text_embeds))
+        return self._get("text_feat", lambda: self.model.text_feat(self.text_embeds, self.attention_mask))
 
     @property
     def m_image_embeds(self) -> torch.Tensor:
@@ -112,7 +112,7 @@ class StepContext:
 
     @property
     def m_text_feat(self) -> torch.Tensor:
-        return self._get("m_text_feat", lambda: self._need_momentum().text_feat(self.m_text_embeds), no_grad=True)
+        return self._get("m_text_feat", lambda: self._need_momentum().text_feat(self.m_text_embeds, self.attention_mask), no_grad=True)
 
     def memo(self, key: str, fn: Callable[[], Any], no_grad: bool = False) -> Any:
         """Memoise any other shared computation under ``key`` for this step."""
