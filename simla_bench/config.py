@@ -57,7 +57,7 @@ class ModelConfig(_Strict):
     max_text_len: int = Field(25, ge=4)
     #: the text side of ITC: ``cls`` = the [CLS] output (ALBEF, SIMLA), ``mean`` =
     #: the mean over the caption's tokens (learns far sooner from scratch:
-    #: docs/model.md, "A from-scratch text encoder")
+    #: docs/objectives.md, "ITC from scratch")
     text_pool: Literal["cls", "mean"] = "cls"
     #: tokenizer: null = train a WordPiece tokenizer on the pretraining corpus;
     #: or a local directory holding a Hugging Face tokenizer.

@@ -269,7 +269,7 @@ def test_backbone_modality_is_checked(tok):
 
 def test_training_steps_lower_a_contrastive_loss(tok):
     # the world default (token-mean text feature); a from-scratch [CLS] moves
-    # far slower (docs/model.md, "A from-scratch text encoder")
+    # far slower (docs/objectives.md, "ITC from scratch")
     model = make(tok, text_pool="mean").train()
     images, ids, att = batch(tok)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)

@@ -470,8 +470,8 @@ def build(
     BERT's N(0, 0.02).  Both add the same vectors to every caption, and after
     the embedding LayerNorm BERT's random ones make up most of each token, so
     every caption starts as almost the same representation and contrastive
-    learning waits for the projection to dig the words out (docs/model.md,
-    "A from-scratch text encoder").
+    learning waits for the projection to dig the words out (docs/objectives.md,
+    "ITC from scratch").
     """
     if config is None and weights is not None and Path(weights).is_dir() and (Path(weights) / "config.json").is_file():
         config = weights
