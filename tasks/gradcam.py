@@ -82,6 +82,6 @@ def batched_gradcam(model, image_embeds: torch.Tensor, input_ids: torch.Tensor, 
         if attn is None:
             raise ConfigError(f"task 'grounding': the model returned no cross-attention map for layer {idx}",
                               hint="pick a fusion layer with gradcam_layer")
-        logit = model.itm_logits(out.hidden)[:, 1].sum()
+        logit = model.itm_logits(out)[:, 1].sum()
         (grad,) = torch.autograd.grad(logit, attn)
     return cam_from_attention(attn.detach(), grad.detach(), attention_mask)

@@ -71,7 +71,7 @@ def itc_itm_loss(model, images: torch.Tensor, input_ids: torch.Tensor, attention
     txt_emb_all = torch.cat([text_embeds, text_embeds[neg_txt]])
     img_all = torch.cat([image_embeds[neg_img], image_embeds])
     out_neg = model.fuse(ids_all, mask_all, img_all, text_embeds=txt_emb_all)
-    logits = model.itm_logits(torch.cat([out_pos.hidden[:, :1], out_neg.hidden[:, :1]]))
+    logits = model.itm_logits(torch.cat([out_pos.pooled, out_neg.pooled]))
     labels = torch.cat([torch.ones(bs, dtype=torch.long), torch.zeros(2 * bs, dtype=torch.long)]).to(logits.device)
     loss_itm = F.cross_entropy(logits, labels)
     return loss_itc + loss_itm, {"itc": float(loss_itc.detach()), "itm": float(loss_itm.detach())}

@@ -48,10 +48,10 @@ class NLVR2Task(Task):
                               hint="0 skips the text-assignment stage")
 
     @staticmethod
-    def fused_cls(model, left, right, ids, mask) -> torch.Tensor:
+    def fused_pooled(model, left, right, ids, mask) -> torch.Tensor:
         images = model.encode_image(torch.cat([left, right]))
         e1, e2 = images[: len(left)], images[len(left):]
-        return model.fuse(ids, mask, [e1, e2]).hidden[:, 0]
+        return model.fuse(ids, mask, [e1, e2]).pooled
 
     @torch.no_grad()
     def predict(self, model, head, records, tok, device) -> dict[str, bool]:
@@ -66,7 +66,7 @@ class NLVR2Task(Task):
         for start in range(0, len(records), bs):
             chunk = records[start:start + bs]
             ids, mask = tokenize(tok, [r.sentence for r in chunk], max_len, device)
-            cls = self.fused_cls(model, bank.tensor[left[start:start + bs]].to(device),
+            cls = self.fused_pooled(model, bank.tensor[left[start:start + bs]].to(device),
                                  bank.tensor[right[start:start + bs]].to(device), ids, mask)
             for r, y in zip(chunk, head(cls).argmax(1).tolist()):
                 preds[r.identifier] = bool(y)
@@ -91,7 +91,7 @@ class NLVR2Task(Task):
         sentences = [r.sentence for r in train]
         with torch.no_grad():
             width = int(model.encode_text(*tokenize(tok, sentences[:1], max_len, device)).shape[-1])
-        ta_log, ta_skipped = text_assignment(model, self.fused_cls, width, ctx.data, tok, o, gen, device, max_len,
+        ta_log, ta_skipped = text_assignment(model, self.fused_pooled, width, ctx.data, tok, o, gen, device, max_len,
                                              progress=ctx.progress, log=ctx.log)
         head = mlp_head(width, 2).to(device)
         steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
@@ -100,7 +100,7 @@ class NLVR2Task(Task):
         def step_loss(i: int) -> torch.Tensor:
             pick = batches.draw(o["batch_size"])
             ids, mask = tokenize(tok, [sentences[j] for j in pick], max_len, device)
-            cls = self.fused_cls(model, bank.tensor[left[pick]].to(device), bank.tensor[right[pick]].to(device),
+            cls = self.fused_pooled(model, bank.tensor[left[pick]].to(device), bank.tensor[right[pick]].to(device),
                                  ids, mask)
             return F.cross_entropy(head(cls), labels[pick].to(device))
 

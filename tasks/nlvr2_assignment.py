@@ -50,7 +50,7 @@ def assignment_triples(image_ids: list[Any], n: int, generator: torch.Generator)
     return caption, first, second, labels
 
 
-def text_assignment(model, fused_cls: Callable[..., torch.Tensor], width: int, source, tok, options: dict[str, Any],
+def text_assignment(model, fused_pooled: Callable[..., torch.Tensor], width: int, source, tok, options: dict[str, Any],
                     generator: torch.Generator, device: torch.device, max_len: int, progress=None,
                     log=None) -> tuple[ft.TrainLog | None, str | None]:
     """Run ``options["ta_steps"]`` steps of text assignment with a 3-way head
@@ -76,7 +76,7 @@ def text_assignment(model, fused_cls: Callable[..., torch.Tensor], width: int, s
         ids, mask = tokenize(tok, [pairs[c].caption for c in caption[span]], max_len, device)
         left = bank.tensor[torch.tensor([rows[j] for j in first[span]])].to(device)
         right = bank.tensor[torch.tensor([rows[j] for j in second[span]])].to(device)
-        return F.cross_entropy(head(fused_cls(model, left, right, ids, mask)),
+        return F.cross_entropy(head(fused_pooled(model, left, right, ids, mask)),
                                torch.tensor(labels[span], device=device))
 
     return ft.train_steps([model, head], step_loss, steps=steps, lr=options["lr"], min_lr=options["min_lr"],

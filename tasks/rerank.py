@@ -95,6 +95,6 @@ def itm_scorer(model, image_embeds: torch.Tensor, input_ids: torch.Tensor, atten
             image_embeds[img_idx],
             text_embeds=None if text_embeds is None else text_embeds[txt_idx, :length],
         )
-        return model.itm_logits(out.hidden)[:, 1]
+        return model.itm_logits(out)[:, 1]
 
     return score

@@ -56,7 +56,7 @@ class VQATask(Task):
 
     def logits(self, model, head, images, ids, mask) -> torch.Tensor:
         out = model.fuse(ids, mask, model.encode_image(images))
-        return head(out.hidden[:, 0])
+        return head(out.pooled)
 
     @torch.no_grad()
     def predict(self, model, head, vocab: AnswerVocab, records, tok, device) -> dict:

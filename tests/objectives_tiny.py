@@ -43,6 +43,7 @@ class FusionOutput:
     hidden: torch.Tensor
     cross_attentions: list | None = None
     self_attentions: list | None = None
+    pooled: torch.Tensor | None = None
 
 
 class Attn(nn.Module):
@@ -156,7 +157,7 @@ class TinyVLP(nn.Module):
             x, p, cp = blk(x, attention_mask, image_embeds, image_atts)
             sa.append(p)
             ca.append(cp)
-        return FusionOutput(x, ca if output_attentions else None, sa if output_attentions else None)
+        return FusionOutput(x, ca if output_attentions else None, sa if output_attentions else None, x[:, 0])
 
     def fuse_image(self, image_embeds, input_ids, attention_mask):
         x, ctx = image_embeds, self.word(input_ids)
@@ -171,7 +172,8 @@ class TinyVLP(nn.Module):
         return F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)
 
     def itm_logits(self, h):
-        return self.itm_head(h[:, 0])
+        h = h.pooled if isinstance(h, FusionOutput) else h
+        return self.itm_head(h if h.dim() == 2 else h[:, 0])
 
     def mlm_logits(self, h):
         return self.mlm_head(h)

@@ -38,11 +38,14 @@ class FusionOutput:
     attentions were asked for, a list with one entry per BERT layer (absolute
     index; ``None`` for layers not run or not asked for).  Cross entries are
     ``[B, H, L, 1+N]`` (a list of two for two-image fusion), self entries
-    ``[B, H, L, L]``; both stay in the autograd graph."""
+    ``[B, H, L, L]``; both stay in the autograd graph.  ``pooled [B, Dt]``:
+    what the fused heads read (ITM, task heads), the [CLS] output or the mean
+    over the caption's tokens (``model.text_pool``)."""
 
     hidden: torch.Tensor
     cross_attentions: list | None = None
     self_attentions: list | None = None
+    pooled: torch.Tensor | None = None
 
 
 def _pad_layers(entries: list | None, start: int, total: int) -> list | None:
@@ -210,7 +213,7 @@ class VLPModel(nn.Module):
                                 start_layer=start, end_layer=end, output_attentions=output_attentions, **kwargs)
         total = self.text_encoder.num_layers
         return FusionOutput(out.hidden, _pad_layers(out.cross_attentions, start, total),
-                            _pad_layers(out.self_attentions, start, total))
+                            _pad_layers(out.self_attentions, start, total), self.pool_text(out.hidden, attention_mask))
 
     def fuse_image(self, image_embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    text_embeds: torch.Tensor | None = None) -> torch.Tensor:
@@ -240,21 +243,33 @@ class VLPModel(nn.Module):
     def image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.vision_proj(image_embeds[:, 0, :]), dim=-1)
 
-    def text_feat(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The ITC text feature: ``model.text_pool`` ``cls`` projects the [CLS]
-        output, ``mean`` the mean over the tokens ``attention_mask`` keeps."""
+    def pool_text(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One vector per caption from text or fused token states ``[B, L, D]``:
+        ``model.text_pool`` ``cls`` takes the [CLS] output (ALBEF, SIMLA),
+        ``mean`` the mean over the tokens ``attention_mask`` keeps."""
         if self.text_pool == "cls":
-            pooled = text_embeds[:, 0, :]
-        elif attention_mask is None:
-            raise ValueError("text_feat with text_pool='mean' needs the attention mask")
-        else:
-            keep = attention_mask[:, :text_embeds.shape[1], None].to(text_embeds.dtype)
-            pooled = (text_embeds * keep).sum(1) / keep.sum(1).clamp_min(1.0)
-        return F.normalize(self.text_proj(pooled), dim=-1)
+            return hidden[:, 0, :]
+        if attention_mask is None:
+            raise ValueError("text_pool='mean' needs the attention mask: pass it (or the FusionOutput) along")
+        keep = attention_mask[:, :hidden.shape[1], None].to(hidden.dtype)
+        return (hidden * keep).sum(1) / keep.sum(1).clamp_min(1.0)
 
-    def itm_logits(self, fused_hidden: torch.Tensor) -> torch.Tensor:
+    def text_feat(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The ITC text feature: the projected, L2-normalised :meth:`pool_text`."""
+        return F.normalize(self.text_proj(self.pool_text(text_embeds, attention_mask)), dim=-1)
+
+    def itm_logits(self, fused: "FusionOutput | torch.Tensor") -> torch.Tensor:
+        """ITM logits ``[B, 2]`` from a :class:`FusionOutput` (its ``pooled``),
+        a pooled ``[B, Dt]`` tensor, or fused states ``[B, L, Dt]`` (their
+        [CLS]; only under ``text_pool='cls'``, which has no mask to need)."""
         self._require_fusion()
-        return self.itm_head(fused_hidden[:, 0, :])
+        if isinstance(fused, FusionOutput):
+            return self.itm_head(fused.pooled)
+        if fused.dim() == 2:
+            return self.itm_head(fused)
+        if self.text_pool != "cls":
+            raise ValueError("itm_logits on fused states needs text_pool='cls'; pass the FusionOutput instead")
+        return self.itm_head(fused[:, 0, :])
 
     def mlm_logits(self, fused_hidden: torch.Tensor) -> torch.Tensor:
         return self.mlm_head(fused_hidden)

@@ -60,7 +60,7 @@ class ITM(Objective):
             same = ids[:, None] == ids[None, :]
             neg_image, ok_t = sample_hard_negatives(sim_i2t.T, same)  # a negative image for each text
             neg_text, ok_i = sample_hard_negatives(sim_i2t, same)  # a negative text for each image
-        pos = model.fuse(input_ids, att, image_embeds, text_embeds=text_embeds).hidden
+        pos = model.fuse(input_ids, att, image_embeds, text_embeds=text_embeds).pooled
         # negatives: (text b, hard image) for valid b, then (hard text, image b) for valid b
         t_ids = torch.cat([input_ids[ok_t], input_ids[neg_text[ok_i]]])
         t_att = torch.cat([att[ok_t], att[neg_text[ok_i]]])
@@ -68,7 +68,7 @@ class ITM(Objective):
         i_emb = torch.cat([image_embeds[neg_image[ok_t]], image_embeds[ok_i]])
         hidden = [pos]
         if len(t_ids):
-            hidden.append(model.fuse(t_ids, t_att, i_emb, text_embeds=t_emb).hidden)
-        logits = model.itm_logits(torch.cat(hidden))  # the model reads the fused CLS (position 0)
+            hidden.append(model.fuse(t_ids, t_att, i_emb, text_embeds=t_emb).pooled)
+        logits = model.itm_logits(torch.cat(hidden))  # pooled fused states ([CLS] or token mean)
         labels = torch.cat([torch.ones(bsz, dtype=torch.long), torch.zeros(len(t_ids), dtype=torch.long)])
         return F.cross_entropy(logits.float(), labels.to(logits.device))

@@ -24,5 +24,5 @@ def register_tasks(register):
     register(
         "snli_ve",
         "simla_bench_extras.snli_ve:VisualEntailment",
-        "SNLI-VE-style visual entailment on the world: 3-way MLP on the fused CLS, val/test accuracy",
+        "SNLI-VE-style visual entailment on the world: 3-way MLP on the pooled fused states, val/test accuracy",
     )

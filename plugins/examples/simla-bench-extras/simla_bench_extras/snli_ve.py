@@ -126,8 +126,9 @@ class VisualEntailment(Task):
     def _logits(self, ctx, model, head, examples, images, index, device) -> torch.Tensor:
         ids, mask = self._tokens(ctx, [e.hypothesis for e in examples], device)
         image_embeds = model.encode_image(images[index].to(device))
-        fused = model.fuse(ids, mask, image_embeds).hidden
-        return head(fused[:, 0])
+        out = model.fuse(ids, mask, image_embeds)
+        pooled = getattr(out, "pooled", None)  # the model's own pooling; older models: the fused [CLS]
+        return head(out.hidden[:, 0] if pooled is None else pooled)
 
     # -------------------------------------------------------------- training
     def _fine_tune(self, ctx, model, head, examples, images, device) -> list[float]:
