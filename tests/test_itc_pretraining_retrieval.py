@@ -9,11 +9,11 @@ trained, so there is no ITM head to re-rank with), on the pretraining pairs
 and, with the official ``itm_eval`` metric, on the world's held-out retrieval
 test images.  Chance is the same computation on random scores.
 
-The fast suite covers ITC training on a stand-in model
-(``tests/test_objectives_training.py::test_itc_training_retrieves_above_chance``):
-a from-scratch BERT's [CLS] starts almost constant across captions and needs
-about a hundred steps at this width before ITC leaves ``ln(batch)``
-(docs/objectives.md, "ITC from scratch").
+The default model projects the mean of the caption's tokens and starts
+BERT's shared embeddings at zero; with BERT's [CLS] and initialisation this
+test reached only R@1 0.06 and r_mean 16.2 (docs/objectives.md, "ITC from
+scratch").  The fast suite covers ITC training on a stand-in model
+(``tests/test_objectives_training.py::test_itc_training_retrieves_above_chance``).
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def test_itc_pretraining_retrieves_far_above_chance(tmp_path_factory, tmp_path):
     r_chance = chance_r_mean(split, draws=50)
     print("itc: pairs R@1", hit, "chance", chance, "| held-out r_mean", r_mean, "chance", r_chance,
           "| loss", np.mean(losses[:15]), np.mean(losses[-15:]))
-    assert np.mean(losses[-15:]) < np.mean(losses[:15]) - 0.1, (losses[:15], losses[-15:])
-    assert hit > 5 * chance, (hit, chance)
-    assert r_mean > r_chance, (r_mean, r_chance)
+    # measured: loss 3.58 -> 2.83, R@1 0.19 (24x chance), held-out r_mean 25.3 vs 12.8
+    assert np.mean(losses[-15:]) < np.mean(losses[:15]) - 0.4, (losses[:15], losses[-15:])
+    assert hit > 12 * chance, (hit, chance)
+    assert r_mean > r_chance + 6, (r_mean, r_chance)
