@@ -305,6 +305,22 @@ def test_text_pool_picks_cls_or_the_masked_token_mean(tok):
         mean_model.text_feat(te)
 
 
+def test_fused_heads_read_the_pooled_fused_states(tok):
+    images, ids, att = batch(tok)
+    for pool in ("cls", "mean"):
+        model = make(tok, text_pool=pool)
+        out = model.fuse(ids, att, model.encode_image(images))
+        keep = att[..., None].float()
+        expected = out.hidden[:, 0] if pool == "cls" else (out.hidden * keep).sum(1) / keep.sum(1)
+        assert torch.allclose(out.pooled, expected, atol=1e-6)
+        assert torch.allclose(model.itm_logits(out), model.itm_head(expected), atol=1e-6)
+        assert torch.allclose(model.itm_logits(out.pooled), model.itm_logits(out))
+    # fused states without a mask can only be read as [CLS]
+    assert torch.allclose(make(tok, text_pool="cls").itm_logits(out.hidden), model.itm_head(out.hidden[:, 0]))
+    with pytest.raises(ValueError, match="FusionOutput"):
+        model.itm_logits(out.hidden)
+
+
 def test_world_bert_starts_its_shared_embeddings_at_zero(tok):
     from simla_bench.plugins.backbones.bert import bert_world_tiny
 
