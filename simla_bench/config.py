@@ -55,9 +55,10 @@ class ModelConfig(_Strict):
     queue_size: int = Field(4096, ge=0)
     temp: float = Field(0.07, gt=0.0)
     max_text_len: int = Field(25, ge=4)
-    #: the text side of ITC: ``cls`` = the [CLS] output (ALBEF, SIMLA), ``mean`` =
-    #: the mean over the caption's tokens (learns far sooner from scratch:
-    #: docs/objectives.md, "ITC from scratch")
+    #: how a caption becomes one vector, for ITC's text side and for the fused
+    #: heads (ITM, task heads): ``cls`` = the [CLS] output (ALBEF, SIMLA),
+    #: ``mean`` = the mean over the caption's tokens (learns far sooner from
+    #: scratch: docs/objectives.md, "ITC from scratch")
     text_pool: Literal["cls", "mean"] = "cls"
     #: tokenizer: null = train a WordPiece tokenizer on the pretraining corpus;
     #: or a local directory holding a Hugging Face tokenizer.
