@@ -23,7 +23,7 @@ COMPONENTS: dict[str, tuple[str, str, dict]] = {
     ),
     "vqa": (
         "simla_bench.tasks.vqa:VQATask",
-        "VQA v2: answer classifier on the fused CLS; official VQA accuracy",
+        "VQA v2: answer classifier on the pooled fused states; official VQA accuracy",
         {"data_kind": "vqa", "primary_metric": "test/overall"},
     ),
     "nlvr2": (

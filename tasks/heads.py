@@ -1,4 +1,4 @@
-"""Small task heads on the fused CLS representation, and how to find the
+"""Small task heads on the pooled fused representation, and how to find the
 fusion width of a model (one probe forward)."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
   (:mod:`simla_bench.tasks.nlvr2_assignment`: caption -> image 1, image 2 or
   neither, ``ta_steps`` steps on the source's pretraining pairs; skipped with
   a note when the source has none), then it and an MLP head (``Linear, GELU,
-  Linear``) on the fused CLS are fine-tuned with cross-entropy.
+  Linear``) on the pooled fused states (``FusionOutput.pooled``) are fine-tuned with cross-entropy.
 * Metrics ``<split>/acc`` and ``<split>/consistency`` (lil-lab's rules, via
   :mod:`simla_bench.metrics.nlvr2`) for dev, test and test_comp.  Primary:
   ``test/acc``; ``per_example`` holds one 0/1 per test example.
@@ -66,9 +66,9 @@ class NLVR2Task(Task):
         for start in range(0, len(records), bs):
             chunk = records[start:start + bs]
             ids, mask = tokenize(tok, [r.sentence for r in chunk], max_len, device)
-            cls = self.fused_pooled(model, bank.tensor[left[start:start + bs]].to(device),
+            pooled = self.fused_pooled(model, bank.tensor[left[start:start + bs]].to(device),
                                  bank.tensor[right[start:start + bs]].to(device), ids, mask)
-            for r, y in zip(chunk, head(cls).argmax(1).tolist()):
+            for r, y in zip(chunk, head(pooled).argmax(1).tolist()):
                 preds[r.identifier] = bool(y)
         return preds
 
@@ -100,9 +100,9 @@ class NLVR2Task(Task):
         def step_loss(i: int) -> torch.Tensor:
             pick = batches.draw(o["batch_size"])
             ids, mask = tokenize(tok, [sentences[j] for j in pick], max_len, device)
-            cls = self.fused_pooled(model, bank.tensor[left[pick]].to(device), bank.tensor[right[pick]].to(device),
+            pooled = self.fused_pooled(model, bank.tensor[left[pick]].to(device), bank.tensor[right[pick]].to(device),
                                  ids, mask)
-            return F.cross_entropy(head(cls), labels[pick].to(device))
+            return F.cross_entropy(head(pooled), labels[pick].to(device))
 
         log = ft.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
                              warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],

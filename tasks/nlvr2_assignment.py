@@ -3,7 +3,7 @@
 ALBEF (and SIMLA after it) pretrain the two-image fusion for one more epoch on
 the pretraining pairs before NLVR2: given a caption and two images, say
 whether the caption belongs to image 1, image 2 or neither (a 3-way head on
-the fused CLS, discarded afterwards).  It teaches the fusion to keep the two
+the pooled fused states, discarded afterwards).  It teaches the fusion to keep the two
 images apart, which NLVR2's statements ("the left image ...", "both images
 ...") need.
 
@@ -54,7 +54,7 @@ def text_assignment(model, fused_pooled: Callable[..., torch.Tensor], width: int
                     generator: torch.Generator, device: torch.device, max_len: int, progress=None,
                     log=None) -> tuple[ft.TrainLog | None, str | None]:
     """Run ``options["ta_steps"]`` steps of text assignment with a 3-way head
-    on the fused CLS (``width`` wide); ``(log, None)`` or ``(None, reason)``."""
+    on the pooled fused states (``width`` wide); ``(log, None)`` or ``(None, reason)``."""
     steps = int(options["ta_steps"])
     if steps <= 0:
         return None, "ta_steps is 0"

@@ -1,8 +1,8 @@
-"""VQA v2: answer classification over the answer vocabulary on the fused CLS.
+"""VQA v2: answer classification over the answer vocabulary on the pooled fused states.
 
 * Vocabulary: the training split's answers (:mod:`simla_bench.tasks.answers`).
 * Fine-tuning: a copy of the model plus an MLP head (``2 x width``, LayerNorm)
-  on the fused CLS of (image, question); loss = binary cross-entropy against
+  on the pooled fused states of (image, question); loss = binary cross-entropy against
   soft targets (each answer's official accuracy for the question), summed over
   answers and averaged over questions.
 * Prediction: the arg-max answer; scored with the official VQA accuracy

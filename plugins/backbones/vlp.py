@@ -9,7 +9,7 @@ Owns :class:`VLPModel` and :func:`build_model` (the API in
 * ``split`` (ALBEF): layers ``[0, L-k)`` are the text encoder, the top
   ``k = model.fusion_layers`` layers fuse (they read the text encoder output).
 
-Heads: ITC projections (L2-normalised), ITM (2-way on the fused CLS), MLM
+Heads: ITC projections (L2-normalised), ITM (2-way on the pooled fused states: [CLS] or token mean), MLM
 (BERT prediction head tied to the word embeddings), MIM (visual vocabulary,
 sized by the objective through :meth:`VLPModel.set_mim_vocab`), and the PSL
 concept head (ITC space -> text vocabulary).  The momentum (EMA) copy is

@@ -15,7 +15,7 @@ COMPONENTS: dict[str, tuple[str, str, dict]] = {
             "image-text contrastive loss with momentum queue and distillation (ALBEF)",
             {"needs": ["text", "momentum"]}),
     "itm": ("simla_bench.plugins.objectives.itm:ITM",
-            "image-text matching on the fused CLS with in-batch hard negatives",
+            "image-text matching on the pooled fused states with in-batch hard negatives",
             {"needs": ["text", "fusion", "itm_head"]}),
     "mlm": ("simla_bench.plugins.objectives.mlm:MLM",
             "image-conditioned masked language modelling (BERT masking 15%), distilled",

@@ -1,4 +1,4 @@
-"""ITM: image-text matching on the fused CLS with in-batch hard negatives (ALBEF/SIMLA).
+"""ITM: image-text matching on the pooled fused states with in-batch hard negatives (ALBEF/SIMLA).
 
 For each text one negative image and for each image one negative text are
 drawn (``torch.multinomial``) from the softmax of the in-batch ITC

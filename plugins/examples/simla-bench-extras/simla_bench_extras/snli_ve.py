@@ -2,7 +2,7 @@
 
 Protocol (as ALBEF and SIMLA evaluate SNLI-VE): the premise image and the
 hypothesis go through the multimodal (fusion) encoder; a 3-way MLP on the
-fused CLS (``Linear(D, D) -> ReLU -> Linear(D, 3)``) predicts entailment /
+pooled fused states (``Linear(D, D) -> ReLU -> Linear(D, 3)``) predicts entailment /
 neutral / contradiction; the whole model is fine-tuned with cross-entropy;
 accuracy is reported on val and test.  How the examples are derived from the
 world, label-consistently, is in :mod:`simla_bench_extras.entailment_data`.
@@ -28,7 +28,7 @@ from .entailment_data import LABELS, META_FILE, EntailmentExample, load_split
 
 
 class EntailmentHead(nn.Module):
-    """ALBEF's SNLI-VE head: a 2-layer MLP on the fused CLS."""
+    """ALBEF's SNLI-VE head: a 2-layer MLP on the pooled fused states."""
 
     def __init__(self, width: int):
         super().__init__()
@@ -39,7 +39,7 @@ class EntailmentHead(nn.Module):
 
 
 class VisualEntailment(Task):
-    """SNLI-VE-style visual entailment on the world: 3-way MLP on the fused CLS, val/test accuracy."""
+    """SNLI-VE-style visual entailment on the world: 3-way MLP on the pooled fused states, val/test accuracy."""
 
     version = "1"
     primary_metric = "test/acc"
