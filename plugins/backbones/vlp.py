@@ -65,7 +65,7 @@ class VLPModel(nn.Module):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.layout = cfg.layout
-        self.text_pool = getattr(cfg, "text_pool", "cls")
+        self.text_pool = cfg.text_pool
         self.visual_encoder = visual_encoder
         self.text_encoder = text_encoder
         n_layers = text_encoder.num_layers
