@@ -66,9 +66,9 @@ class ITM(Objective):
         t_att = torch.cat([att[ok_t], att[neg_text[ok_i]]])
         t_emb = torch.cat([text_embeds[ok_t], text_embeds[neg_text[ok_i]]])
         i_emb = torch.cat([image_embeds[neg_image[ok_t]], image_embeds[ok_i]])
-        hidden = [pos]
+        pooled = [pos]
         if len(t_ids):
-            hidden.append(model.fuse(t_ids, t_att, i_emb, text_embeds=t_emb).pooled)
-        logits = model.itm_logits(torch.cat(hidden))  # pooled fused states ([CLS] or token mean)
+            pooled.append(model.fuse(t_ids, t_att, i_emb, text_embeds=t_emb).pooled)
+        logits = model.itm_logits(torch.cat(pooled))  # pooled fused states ([CLS] or token mean)
         labels = torch.cat([torch.ones(bsz, dtype=torch.long), torch.zeros(len(t_ids), dtype=torch.long)])
         return F.cross_entropy(logits.float(), labels.to(logits.device))
