@@ -316,9 +316,10 @@ def test_fused_heads_read_the_pooled_fused_states(tok):
         assert torch.allclose(model.itm_logits(out), model.itm_head(expected), atol=1e-6)
         assert torch.allclose(model.itm_logits(out.pooled), model.itm_logits(out))
     # fused states without a mask can only be read as [CLS]
-    assert torch.allclose(make(tok, text_pool="cls").itm_logits(out.hidden), model.itm_head(out.hidden[:, 0]))
+    cls_model = make(tok, text_pool="cls")
+    assert torch.allclose(cls_model.itm_logits(out.hidden), cls_model.itm_head(out.hidden[:, 0]))
     with pytest.raises(ValueError, match="FusionOutput"):
-        model.itm_logits(out.hidden)
+        model.itm_logits(out.hidden)  # the last model of the loop: text_pool='mean'
 
 
 def test_world_bert_starts_its_shared_embeddings_at_zero(tok):
