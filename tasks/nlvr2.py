@@ -1,10 +1,11 @@
 """NLVR2: is a statement true of a pair of images?
 
-* The model fuses the statement with both images:
-  ``model.fuse(ids, mask, [left_embeds, right_embeds])`` runs each fusion layer's
-  cross-attention on the left image and then on the right one with the same
-  weights (ALBEF duplicates its fusion layers with shared key/value
-  projections; see docs/tasks.md for the difference).
+* The model fuses the statement with both images as ALBEF does: the task calls
+  ``model.enable_two_image_fusion()`` on its copy, which duplicates every
+  fusion layer (the twin starts from the same weights and shares the
+  cross-attention key/value projections), then
+  ``model.fuse(ids, mask, [left_embeds, right_embeds])`` runs each layer on the
+  left image and its twin right after it on the right one.
 * A copy of the model first runs ALBEF's "text assignment" stage
   (:mod:`simla_bench.tasks.nlvr2_assignment`: caption -> image 1, image 2 or
   neither, ``ta_steps`` steps on the source's pretraining pairs; skipped with
@@ -34,7 +35,7 @@ from simla_bench.tasks.nlvr2_assignment import text_assignment
 class NLVR2Task(Task):
     """NLVR2: two-image fusion + MLP head; accuracy and consistency."""
 
-    version = "2"
+    version = "3"
     primary_metric = "test/acc"
     needs = frozenset({"text", "fusion", "two_image_fusion"})
     data_kind = "nlvr2"
@@ -79,6 +80,11 @@ class NLVR2Task(Task):
         device = ft.resolve_device(ctx.device)
         gen = ft.seed_everything(ctx.seed)
         model = ft.copy_model(ctx.model, device)
+        # ALBEF's two-image fusion: each fusion layer gets an image-2 twin (same
+        # starting weights, shared key/value); a model without the hook fuses as it likes
+        enable = getattr(model, "enable_two_image_fusion", None)
+        if enable is not None:
+            enable()
         tok = ctx.tokenizer or model.tokenizer
         max_len = text_max_len(model, o)
 

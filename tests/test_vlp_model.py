@@ -146,16 +146,51 @@ def test_attention_maps_for_psl_and_gradcam(tok):
     assert grad.abs().sum() > 0
 
 
-def test_two_image_fusion_shares_weights(tok):
+def test_two_image_fusion_duplicates_fusion_layers_with_shared_key_value(tok):
+    """ALBEF's NLVR2 fusion: each fusion layer gets a twin that attends to image 2;
+    the twin starts from the layer's weights and shares its cross-attention K/V."""
     model = make(tok)
     images, ids, att = batch(tok)
     e1 = model.encode_image(images)
     e2 = model.encode_image(images.flip(0))
+    with pytest.raises(RuntimeError, match="enable_two_image_fusion"):
+        model.fuse(ids, att, [e1, e2])
+    before = {n: p.clone() for n, p in model.named_parameters()}
     n_params = sum(p.numel() for p in model.parameters())
-    both = model.fuse(ids, att, [e1, e2]).hidden
-    assert both.shape == (4, 10, 48) and sum(p.numel() for p in model.parameters()) == n_params
-    assert not torch.allclose(both, model.fuse(ids, att, [e2, e1]).hidden)
-    assert not torch.allclose(both, model.fuse(ids, att, e1).hidden)
+    assert model.enable_two_image_fusion() is model
+    layers = model.text_encoder.encoder.layer
+    kv = sum(p.numel() for m in (layers[0].crossattention.self.key, layers[0].crossattention.self.value)
+             for p in m.parameters())
+    added = sum(p.numel() for p in model.parameters()) - n_params
+    assert added == len(layers) * (sum(p.numel() for p in layers[0].twin.parameters()) - kv)
+    for layer in layers:
+        twin = layer.twin
+        assert twin.crossattention.self.key is layer.crossattention.self.key
+        assert twin.crossattention.self.value is layer.crossattention.self.value
+        assert twin.crossattention.self.query is not layer.crossattention.self.query
+        assert twin.twin is None and torch.equal(twin.intermediate.dense.weight, layer.intermediate.dense.weight)
+    # the original parameters are untouched, enabling again adds nothing
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if n in before)
+    model.enable_two_image_fusion()
+    assert sum(p.numel() for p in model.parameters()) == n_params + added
+
+    both = model.fuse(ids, att, [e1, e2])
+    assert both.hidden.shape == (4, 10, 48)
+    assert not torch.allclose(both.hidden, model.fuse(ids, att, [e2, e1]).hidden)
+    assert not torch.allclose(both.hidden, model.fuse(ids, att, e1).hidden)
+    # single-image fusion ignores the twins
+    fresh = make(tok)
+    torch.testing.assert_close(model.fuse(ids, att, e1).hidden, fresh.fuse(ids, att, e1).hidden)
+    # both the layer and its twin learn; the shared key gets gradient from both images
+    model.itm_logits(both)[:, 1].sum().backward()
+    assert layers[0].twin.intermediate.dense.weight.grad.abs().sum() > 0
+    assert layers[0].intermediate.dense.weight.grad.abs().sum() > 0
+    # a copy keeps the sharing; a state dict loads into another enabled model
+    twin_copy = copy.deepcopy(model).text_encoder.encoder.layer[0]
+    assert twin_copy.twin.crossattention.self.key is twin_copy.crossattention.self.key
+    other = make(tok, seed=1).enable_two_image_fusion()
+    other.load_state_dict(model.state_dict())
+    torch.testing.assert_close(other.fuse(ids, att, [e1, e2]).hidden, both.hidden)
 
 
 def test_width_mismatch_projects_between_image_and_text(tok):

@@ -21,6 +21,7 @@ the fused SDPA kernel.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -52,7 +53,8 @@ class BertOutput:
     ``self_attentions`` / ``cross_attentions`` have one entry per layer that ran
     (in order); an entry is ``None`` unless that layer was asked for.  A
     self-attention entry is ``[B, H, Lq, Lq]``; a cross-attention entry is
-    ``[B, H, Lq, Nk]`` (for two-image fusion, a list of two such tensors).
+    ``[B, H, Lq, Nk]`` (for two-image fusion, a pair ``[layer, twin]`` of such tensors,
+    self-attention likewise).
     """
 
     hidden: torch.Tensor
@@ -207,7 +209,14 @@ class BertFFNOutput(nn.Module):
 
 
 class BertLayer(nn.Module):
-    """Self-attention, optional cross-attention, feed-forward (post-LN, as BERT)."""
+    """Self-attention, optional cross-attention, feed-forward (post-LN, as BERT).
+
+    Two-image fusion (NLVR2, ALBEF): :meth:`add_twin` duplicates the layer so
+    that this copy cross-attends to image 1 and the twin, run right after it,
+    to image 2; both start from the same weights and share the
+    cross-attention key/value projections (reference: "the fusion layers are
+    duplicated so consecutive layers cross-attend to image 1 then image 2").
+    """
 
     def __init__(self, cfg, cross_attention: bool, encoder_width: int):
         super().__init__()
@@ -217,27 +226,48 @@ class BertLayer(nn.Module):
             self.crossattention = BertAttention(cfg, kv_width=encoder_width)
         self.intermediate = BertIntermediate(cfg)
         self.output = BertFFNOutput(cfg)
+        self.twin: BertLayer | None = None
 
-    def forward(self, hidden, self_mask=None, context=None, context_mask=None, want_probs: bool = False):
-        """``context``: None (text mode), a tensor, or a list of tensors (each
-        attended in sequence with the same weights: two-image NLVR2 fusion)."""
+    def add_twin(self) -> "BertLayer":
+        """Give this cross-attention layer its image-2 twin (a copy of its current
+        weights, key/value projections shared); idempotent."""
+        if not self.has_cross_attention:
+            raise RuntimeError("only a cross-attention layer can get a two-image twin")
+        if self.twin is None:
+            twin = copy.deepcopy(self)
+            twin.crossattention.self.key = self.crossattention.self.key
+            twin.crossattention.self.value = self.crossattention.self.value
+            self.twin = twin
+        return self.twin
+
+    def _single(self, hidden, self_mask, context, context_mask, want_probs):
         hidden, self_probs = self.attention(hidden, mask=self_mask, want_probs=want_probs)
         cross_probs = None
         if context is not None:
             if not self.has_cross_attention:
                 raise RuntimeError("this BERT layer has no cross-attention")
-            if isinstance(context, (list, tuple)):
-                masks = context_mask if isinstance(context_mask, (list, tuple)) else [context_mask] * len(context)
-                cross_probs = []
-                for ctx, cmask in zip(context, masks):
-                    hidden, probs = self.crossattention(hidden, ctx, cmask, want_probs)
-                    cross_probs.append(probs)
-                if not want_probs:
-                    cross_probs = None
-            else:
-                hidden, cross_probs = self.crossattention(hidden, context, context_mask, want_probs)
+            hidden, cross_probs = self.crossattention(hidden, context, context_mask, want_probs)
         hidden = self.output(self.intermediate(hidden), hidden)
         return hidden, self_probs, cross_probs
+
+    def forward(self, hidden, self_mask=None, context=None, context_mask=None, want_probs: bool = False):
+        """``context``: None (text mode), a tensor, or a list of two tensors
+        (two-image fusion: this layer attends to the first, its twin to the
+        second; the layer needs :meth:`add_twin` first).  For two images the
+        attention maps come back as pairs ``[layer, twin]``."""
+        if not isinstance(context, (list, tuple)):
+            return self._single(hidden, self_mask, context, context_mask, want_probs)
+        if len(context) != 2:
+            raise ValueError(f"two-image fusion takes 2 image tensors, got {len(context)}")
+        if self.twin is None:
+            raise RuntimeError("two-image fusion needs the layer's twin: call add_twin() "
+                               "(VLPModel.enable_two_image_fusion()) first")
+        masks = context_mask if isinstance(context_mask, (list, tuple)) else [context_mask] * 2
+        hidden, sp1, cp1 = self._single(hidden, self_mask, context[0], masks[0], want_probs)
+        hidden, sp2, cp2 = self.twin._single(hidden, self_mask, context[1], masks[1], want_probs)
+        if not want_probs:
+            return hidden, None, None
+        return hidden, [sp1, sp2], [cp1, cp2]
 
 
 class BertEncoder(nn.Module):
@@ -373,7 +403,8 @@ class BertTransformer(nn.Module):
         states).  ``attention_mask`` masks the queries' own keys (1 keep / 0
         pad).  With ``context`` the layers apply cross-attention to it (each
         layer in the range must have cross-attention); ``context`` may be a list
-        of two tensors (NLVR2) attended one after the other.
+        of two tensors (NLVR2): each layer attends to the first, its twin
+        (:meth:`BertLayer.add_twin`) right after it to the second.
         ``output_attentions``: True (all layers in the range), an absolute layer
         index (negative counts from the last layer) or a list of indices.
         """

@@ -197,8 +197,8 @@ class VLPModel(nn.Module):
         single_stream: all layers from the word embeddings (``text_embeds`` is
         not needed and ignored).  split: the fusion layers on ``text_embeds``
         (computed if None).  ``image_embeds`` may be a list ``[e1, e2]``
-        (NLVR2): each fusion layer then cross-attends to e1 and then to e2 with
-        the same weights.  ``output_attentions``: True, a layer index (absolute,
+        (NLVR2, after :meth:`enable_two_image_fusion`): each fusion layer
+        cross-attends to e1 and its twin, run right after it, to e2.  ``output_attentions``: True, a layer index (absolute,
         negative from the end) or a list of them.
         """
         self._require_fusion()
@@ -214,6 +214,17 @@ class VLPModel(nn.Module):
         total = self.text_encoder.num_layers
         return FusionOutput(out.hidden, _pad_layers(out.cross_attentions, start, total),
                             _pad_layers(out.self_attentions, start, total), self.pool_text(out.hidden, attention_mask))
+
+    def enable_two_image_fusion(self) -> "VLPModel":
+        """Duplicate each fusion layer for two-image inputs (NLVR2, as ALBEF):
+        the layer cross-attends to image 1, its twin (same starting weights,
+        shared cross-attention key/value projections) to image 2.  Call it on
+        the copy being fine-tuned; idempotent.  Returns ``self``."""
+        self._require_fusion()
+        start, end = self.fusion_range
+        for index in range(start, end):
+            self.text_encoder.encoder.layer[index].add_twin()
+        return self
 
     def fuse_image(self, image_embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    text_embeds: torch.Tensor | None = None) -> torch.Tensor:
