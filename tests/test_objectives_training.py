@@ -189,3 +189,35 @@ def test_itc_training_retrieves_above_chance():
     hit = sum(ids[j] == ids[best[j]] for j in range(64)) / 64
     chance = sum(sum(ids[j] == ids[k] for k in range(64)) / 64 for j in range(64)) / 64
     assert hit > 3 * chance, (hit, chance)
+
+
+def test_itm_random_negatives_ignore_similarity_and_train(monkeypatch):
+    """``negatives: random`` draws uniformly (the sampler sees equal weights) among the
+    same allowed pairs, and the ITM loss still goes down; a bad value is refused."""
+    import simla_bench.plugins.objectives.itm as itm_module
+    from simla_bench.errors import ConfigError
+
+    seen = []
+    real = itm_module.sample_hard_negatives
+
+    def spy(sim, same):
+        seen.append((sim.clone(), same.clone()))
+        return real(sim, same)
+
+    monkeypatch.setattr(itm_module, "sample_hard_negatives", spy)
+    for mode in ("hard", "random"):
+        seen.clear()
+        torch.manual_seed(0)
+        model = TinyVLP().enable_momentum()
+        step = make_step(model, make_batch(8, torch.Generator().manual_seed(1)), alpha=0.4)
+        ITM("itm", {"negatives": mode}).loss(step)
+        assert len(seen) == 2 and all(s.shape == (8, 8) for s, _ in seen)
+        if mode == "random":
+            assert all(torch.equal(s, torch.zeros(8, 8)) for s, _ in seen)
+        else:
+            assert all(s.std() > 0 for s, _ in seen)
+    monkeypatch.setattr(itm_module, "sample_hard_negatives", real)
+    _, losses = train(_make(ITM, negatives="random"))
+    assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5, losses
+    with pytest.raises(ConfigError, match="negatives must be 'hard' or 'random'"):
+        ITM("itm", {"negatives": "semi"})

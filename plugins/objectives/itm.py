@@ -3,7 +3,10 @@
 For each text one negative image and for each image one negative text are
 drawn (``torch.multinomial``) from the softmax of the in-batch ITC
 similarities, with every pair that shares the image id (the positive, and
-duplicates of the same image) excluded; B positives + 2B negatives go through
+duplicates of the same image) excluded.  Option ``negatives: random`` draws
+them uniformly among the same allowed pairs instead (UNITER's random
+negatives; from scratch they teach the fusion to ground words sooner:
+docs/objectives.md, "ITM negatives"); B positives + 2B negatives go through
 the multimodal pass and the ITM head; cross-entropy, no distillation.
 Negatives are drawn from this rank's batch (their fused pass needs the local
 embeddings), as in ALBEF.
@@ -16,6 +19,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
+from simla_bench.errors import ConfigError
 from simla_bench.interfaces import Objective
 
 from simla_bench.plugins.objectives.common import batch_ids
@@ -40,13 +44,19 @@ def sample_hard_negatives(sim: torch.Tensor, same: torch.Tensor) -> tuple[torch.
 
 
 class ITM(Objective):
-    """Image-text matching with hard negatives mined from ITC similarities."""
+    """Image-text matching with hard negatives mined from ITC similarities (or random ones)."""
 
     needs = frozenset({"text", "fusion", "itm_head"})
-    defaults: Mapping[str, Any] = {}
+    defaults: Mapping[str, Any] = {
+        #: hard: drawn from the softmax of the ITC similarities (ALBEF, SIMLA); random: uniform (UNITER)
+        "negatives": "hard",
+    }
 
     def __init__(self, name: str = "itm", options: Mapping[str, Any] | None = None):
         super().__init__(name, options)
+        if self.options["negatives"] not in ("hard", "random"):
+            raise ConfigError(f"objective '{name}': negatives must be 'hard' or 'random', "
+                              f"got {self.options['negatives']!r}")
 
     def loss(self, step: Any) -> torch.Tensor:
         model = step.model
@@ -55,7 +65,10 @@ class ITM(Objective):
         temp = clamp_temperature(model, step)
         bsz = input_ids.shape[0]
         with torch.no_grad():
-            sim_i2t = step.image_feat @ step.text_feat.T / temp
+            if self.options["negatives"] == "hard":
+                sim_i2t = step.image_feat @ step.text_feat.T / temp
+            else:  # equal weights: a uniform draw among the allowed pairs
+                sim_i2t = torch.zeros(bsz, bsz, device=input_ids.device)
             ids = batch_ids(step, input_ids.device)
             same = ids[:, None] == ids[None, :]
             neg_image, ok_t = sample_hard_negatives(sim_i2t.T, same)  # a negative image for each text
