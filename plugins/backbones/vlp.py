@@ -198,8 +198,9 @@ class VLPModel(nn.Module):
         not needed and ignored).  split: the fusion layers on ``text_embeds``
         (computed if None).  ``image_embeds`` may be a list ``[e1, e2]``
         (NLVR2, after :meth:`enable_two_image_fusion`): each fusion layer
-        cross-attends to e1 and its twin, run right after it, to e2.  ``output_attentions``: True, a layer index (absolute,
-        negative from the end) or a list of them.
+        cross-attends to e1 and its twin, run right after it, to e2.
+        ``output_attentions``: True, a layer index (absolute, negative from
+        the end) or a list of them.
         """
         self._require_fusion()
         start, end = self.fusion_range
