@@ -97,28 +97,43 @@ def test_attention_probabilities_match_sdpa_and_stay_in_graph():
     assert plain.self_attentions is None and plain.cross_attentions is None
 
 
-def test_two_contexts_reuse_the_same_cross_attention():
+def test_two_contexts_run_the_layer_then_its_twin():
+    """Two-image fusion (ALBEF): the layer attends to image 1, then its twin (a copy
+    sharing the cross-attention key/value) to image 2; checked by hand."""
+    from simla_bench.plugins.backbones.bert import _additive_mask
+
     torch.manual_seed(0)
     model = build(config=TINY, cross_attention_layers=[2], encoder_width=40).eval()
-    n_params = sum(p.numel() for p in model.parameters())
     ids, att = _ids()
     e1, e2 = torch.randn(3, 9, 40), torch.randn(3, 9, 40)
+    layer = model.encoder.layer[2]
     with torch.no_grad():
         text = model(ids, att, end_layer=2).hidden
+        with pytest.raises(RuntimeError, match="twin"):
+            model(hidden=text, attention_mask=att, context=[e1, e2], start_layer=2)
+        with pytest.raises(RuntimeError, match="cross-attention layer"):
+            model.encoder.layer[0].add_twin()
+        twin = layer.add_twin()
+        assert layer.add_twin() is twin
+        assert twin.crossattention.self.key is layer.crossattention.self.key
+        assert twin.crossattention.self.value is layer.crossattention.self.value
+        torch.nn.init.normal_(twin.crossattention.self.query.weight)  # the twin's own weights count
+        torch.nn.init.normal_(twin.intermediate.dense.weight)
         both = model(hidden=text, attention_mask=att, context=[e1, e2], start_layer=2).hidden
         swapped = model(hidden=text, attention_mask=att, context=[e2, e1], start_layer=2).hidden
-        # by hand: layer 2 = self-attn, cross(e1), cross(e2), FFN
-        layer = model.encoder.layer[2]
-        h = text
-        from simla_bench.plugins.backbones.bert import _additive_mask
+        one = model(hidden=text, attention_mask=att, context=e1, start_layer=2).hidden
 
-        h, _ = layer.attention(h, mask=_additive_mask(att, h.dtype))
-        h, _ = layer.crossattention(h, e1)
-        h, _ = layer.crossattention(h, e2)
-        h = layer.output(layer.intermediate(h), h)
-    torch.testing.assert_close(both, h, rtol=0, atol=1e-5)
+        def by_hand(block, h, ctx):
+            h, _ = block.attention(h, mask=_additive_mask(att, h.dtype))
+            h, _ = block.crossattention(h, ctx)
+            return block.output(block.intermediate(h), h)
+
+        expected = by_hand(twin, by_hand(layer, text, e1), e2)
+    torch.testing.assert_close(both, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(one, by_hand(layer, text, e1), rtol=0, atol=1e-5)  # one image: no twin
     assert not torch.allclose(both, swapped)
-    assert sum(p.numel() for p in model.parameters()) == n_params
+    with pytest.raises(ValueError, match="2 image tensors"):
+        model(hidden=text, attention_mask=att, context=[e1, e2, e1], start_layer=2)
 
 
 def test_cross_attention_layer_selection_and_configs(tmp_path):
