@@ -4,7 +4,9 @@ metric, loss going down, and fine-tuning lifting each metric above chance.
 
 The fast test fine-tunes VQA from a randomly initialised model.  The slow
 ones (``-m slow``) first pretrain the small model briefly with ITC + ITM on
-the world's pretraining pairs, then run each task with a short schedule.
+the world's pretraining pairs, then run each task with a short schedule;
+NLVR2's lift test fine-tunes a fresh model on a tiny world of its own with
+2,000 training statements (NLVR2 needs that much data).
 """
 
 from __future__ import annotations
