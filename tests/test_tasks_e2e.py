@@ -49,18 +49,22 @@ def world(tmp_path_factory):
     return make_tiny_world(tmp_path_factory.mktemp("world"), **COUNTS)
 
 
-@pytest.fixture(scope="module")
-def tokenizer(world):
+def _world_tokenizer(world):
     from simla_bench.plugins.backbones.tokenizer import train_wordpiece
 
     return train_wordpiece([r.caption for r in world.load("pretrain", "train")], vocab_size=300)
 
 
-def _fresh_model(tokenizer):
+@pytest.fixture(scope="module")
+def tokenizer(world):
+    return _world_tokenizer(world)
+
+
+def _fresh_model(tokenizer, **model_overrides):
     from simla_bench.plugins.backbones.vlp import build_model
 
     torch.manual_seed(0)
-    return build_model(_cfg().model, tokenizer)
+    return build_model(_cfg().model.model_copy(update=model_overrides), tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -215,15 +219,12 @@ NLVR2_COUNTS = {"nlvr2_train": 2000, "nlvr2_test": 200}
 
 @pytest.mark.slow
 def test_nlvr2_beats_chance(tmp_path_factory, tmp_path):
-    from simla_bench.plugins.backbones.tokenizer import train_wordpiece
-    from simla_bench.plugins.backbones.vlp import build_model
     from simla_bench.testing.world import make_tiny_world
 
     world = make_tiny_world(tmp_path_factory.mktemp("nlvr2_world"), **NLVR2_COUNTS)
-    tok = train_wordpiece([r.caption for r in world.load("pretrain", "train")], vocab_size=300)
-    torch.manual_seed(0)
+    tok = _world_tokenizer(world)
     # the world default's token-mean pooling (the fixture's [CLS] is kept for grounding at 32 px)
-    model = build_model(_cfg().model.model_copy(update={"text_pool": "mean"}), tok)
+    model = _fresh_model(tok, text_pool="mean")
     task, result = _run("nlvr2", model, tok, world, tmp_path, max_steps=4000, epochs=100.0, lr=2e-4)
     print("nlvr2", result.metrics)
     _loss_went_down(result, factor=0.9)

@@ -37,8 +37,8 @@ class FusionOutput:
     """``hidden [B, L, Dt]``; ``cross_attentions`` / ``self_attentions``: when
     attentions were asked for, a list with one entry per BERT layer (absolute
     index; ``None`` for layers not run or not asked for).  Cross entries are
-    ``[B, H, L, 1+N]`` (a list of two for two-image fusion), self entries
-    ``[B, H, L, L]``; both stay in the autograd graph.  ``pooled [B, Dt]``:
+    ``[B, H, L, 1+N]``, self entries ``[B, H, L, L]`` (for two-image fusion
+    each is a pair ``[layer, twin]``); both stay in the autograd graph.  ``pooled [B, Dt]``:
     what the fused heads read (ITM, task heads), the [CLS] output or the mean
     over the caption's tokens (``model.text_pool``)."""
 
