@@ -245,22 +245,22 @@ def prepare_world(cfg) -> Any:
     return source
 
 
+def model_options(cfg) -> dict:
+    """The model's options with the recipe's defaults filled in (``model.options`` as run)."""
+    from simla_bench.assemble import model_recipe
+
+    return model_recipe(cfg.model).options
+
+
 def build_parts(cfg, source, workdir: Path, objectives: Sequence[str] | None = None):
     """(records, tokenizer, model, {name: (objective, weight)}) as the runner builds them."""
-    from simla_bench.plugins.backbones.tokenizer import get_tokenizer
-    from simla_bench.plugins.backbones.vlp import build_model
-    from simla_bench.registry import get_registry
+    from simla_bench.assemble import assemble
 
     records = list(source.load("pretrain", "train"))
-    tokenizer = get_tokenizer(cfg.model, [r.caption for r in records], save_dir=Path(workdir) / "tokenizer")
-    model = build_model(cfg.model, tokenizer)
-    objs = {}
-    registry = get_registry()
-    for name in (objectives if objectives is not None else cfg.objective_names()):
-        oc = cfg.objectives.get(name)
-        opts, weight = (dict(oc.options), oc.weight) if oc is not None else ({}, 1.0)
-        objs[name] = (registry.load("objective", name)(name, opts), float(weight))
-    return records, tokenizer, model, objs
+    names = objectives if objectives is not None else cfg.objective_names()
+    built = assemble(cfg.model, captions=[r.caption for r in records], tokenizer_dir=Path(workdir) / "tokenizer",
+                     objectives={n: cfg.objectives.get(n) for n in names})
+    return records, built.tokenizer, built.model, built.objectives
 
 
 def peak_rss_gib_children() -> float:

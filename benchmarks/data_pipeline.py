@@ -35,11 +35,13 @@ TARGET_RATIO = 3.0
 def loader_rate(cfg, records, tokenizer, image_size: int, workers: int, batches: int) -> dict:
     """samples/s of the real loader over ``batches`` batches after the first
     (worker start-up is reported separately)."""
+    from simla_bench.plugins.datasets.images import image_transform
     from simla_bench.training.data import build_loader
 
-    loader, _ = build_loader(records, tokenizer=tokenizer, max_text_len=cfg.model.max_text_len, image_size=image_size,
-                             augment=cfg.pretrain.augment, global_batch=cfg.pretrain.batch_size, seed=0,
-                             num_workers=workers)
+    loader, _ = build_loader(records, tokenizer=tokenizer, max_text_len=C.model_options(cfg)["max_text_len"],
+                             image_size=image_size, augment=cfg.pretrain.augment,
+                             global_batch=cfg.pretrain.batch_size, seed=0, num_workers=workers,
+                             transform=image_transform(image_size, train=cfg.pretrain.augment))
     t0 = time.perf_counter()
     it = iter(loader)
     next(it)
@@ -68,7 +70,7 @@ def stage_costs(cfg, records, tokenizer, image_size: int, n: int) -> dict:
         with seeded_rng(sample_seed(0, 0, i)):
             tensors.append(transform(img))
     t2 = time.perf_counter()
-    collate = Collate(tokenizer, cfg.model.max_text_len)
+    collate = Collate(tokenizer, C.model_options(cfg)["max_text_len"])
     items = [(t, r.caption, str(r.image_id), i) for i, (t, r) in enumerate(zip(tensors, recs))]
     b = cfg.pretrain.batch_size
     for s in range(0, len(items) - b + 1, b):

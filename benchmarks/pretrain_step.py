@@ -94,7 +94,7 @@ class StepRunner:
         torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.pretrain.grad_clip, foreach=True)
         self.optimizer.step()
         if self.momentum is not None:
-            self.model.update_momentum(self.cfg.model.momentum)
+            self.model.update_momentum()
         self.steps += 1
         return loss
 
@@ -131,10 +131,12 @@ def time_steps(runner: StepRunner, batches: list[dict], steps: int, warmup: int,
 
 
 def load_batches(cfg: Any, records: list, tokenizer: Any, image_size: int, n: int, device: Any) -> list[dict]:
+    from simla_bench.plugins.datasets.images import image_transform
     from simla_bench.training.data import build_loader, move_batch
 
-    loader, _ = build_loader(records, tokenizer=tokenizer, max_text_len=cfg.model.max_text_len,
+    loader, _ = build_loader(records, tokenizer=tokenizer, max_text_len=C.model_options(cfg)["max_text_len"],
                              image_size=image_size, augment=cfg.pretrain.augment,
+                             transform=image_transform(image_size, train=cfg.pretrain.augment),
                              global_batch=cfg.pretrain.batch_size, seed=0, num_workers=0)
     it = iter(loader)
     return [move_batch(next(it), device) for _ in range(n)]
@@ -290,11 +292,12 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = C.load_default_config(world=world, world_root=world_root, overrides=overrides)
     if args.reference:
         data = cfg.model_dump()
-        data["model"]["image"] = {"name": "vit_base_patch16_256", "options": {}}
-        data["model"]["text"] = {"name": "bert_base", "options": {}}
-        data["model"]["embed_dim"] = 256
-        data["model"]["max_text_len"] = 30
-        data["model"]["vocab_size"] = 30522
+        opts = data["model"]["options"]
+        opts["image"] = {"name": "vit_base_patch16_256", "options": {}}
+        opts["text"] = {"name": "bert_base", "options": {}}
+        opts["embed_dim"] = 256
+        opts["max_text_len"] = 30
+        opts["vocab_size"] = 30522
         from simla_bench.config import parse_config
 
         cfg = parse_config(data, "reference size")
@@ -378,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
                       [[g, f"{100 * s:.1f}%"] for g, s in prof["groups"].items()])
 
     payload = {"machine": machine, "quick": quick, "reference": args.reference, "batch_size": cfg.pretrain.batch_size,
-               "model": {"image": cfg.model.image.name, "text": cfg.model.text.name, "params": n_params,
+               "model": {"image": C.model_options(cfg)["image"]["name"], "text": C.model_options(cfg)["text"]["name"], "params": n_params,
                          "image_size": cfg.datasets["world"].options.get("image_size", 64),
                          "mean_text_len": text_len, "precision": "bf16" if args.reference else "fp32"},
                "world": cfg.datasets["world"].options.get("preset"),

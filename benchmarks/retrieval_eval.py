@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     records, tokenizer, model, _ = C.build_parts(cfg, source, tmp, objectives=[])
     model.eval()
-    max_len = cfg.model.max_text_len
+    max_len = model.max_text_len
     gen = torch.Generator().manual_seed(0)
 
     print("exact check vs rerank_reference ...", file=sys.stderr)

@@ -34,36 +34,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class BackboneConfig(_Strict):
-    """An encoder: a registered backbone name and its options."""
+#: the keys of ``model:`` itself; anything else is a legacy (pre-0.3) model option
+MODEL_KEYS = ("name", "options")
 
-    name: str
-    options: dict[str, Any] = Field(default_factory=dict)
+
+def normalise_model_section(value: Any, where: str = "model") -> Any:
+    """``model: {name, options}``; the legacy form (the ``vlp`` model's options
+    written directly under ``model:``, as configs before 0.3 did) is read as
+    ``{name: vlp, options: {...}}``.  Mixing the two forms is refused."""
+    if not isinstance(value, Mapping):
+        return value
+    legacy = [k for k in value if k not in MODEL_KEYS]
+    if not legacy:
+        return dict(value)
+    if any(k in value for k in MODEL_KEYS):
+        raise ValueError(f"{where}: '{legacy[0]}' is a model option; write it under {where}.options "
+                         f"({where}: {{name: ..., options: {{{legacy[0]}: ...}}}})")
+    return {"name": "vlp", "options": dict(value)}
 
 
 class ModelConfig(_Strict):
-    image: BackboneConfig = BackboneConfig(name="vit_world_tiny")
-    text: BackboneConfig = BackboneConfig(name="bert_world_tiny")
-    #: single_stream: one BERT whose every layer has cross-attention, used both
-    #: as text encoder (cross-attention skipped) and fusion encoder (SIMLA).
-    #: split: lower layers text-only, top ``fusion_layers`` fuse (ALBEF).
-    layout: Literal["single_stream", "split"] = "single_stream"
-    fusion_layers: int = Field(2, ge=0)
-    #: ITC projection width (paper: 256)
-    embed_dim: int = Field(128, ge=8)
-    momentum: float = Field(0.995, ge=0.0, le=1.0)
-    queue_size: int = Field(4096, ge=0)
-    temp: float = Field(0.07, gt=0.0)
-    max_text_len: int = Field(25, ge=4)
-    #: how a caption becomes one vector, for ITC's text side and for the fused
-    #: heads (ITM, task heads): ``cls`` = the [CLS] output (ALBEF, SIMLA),
-    #: ``mean`` = the mean over the caption's tokens (learns far sooner from
-    #: scratch: docs/objectives.md, "ITC from scratch")
-    text_pool: Literal["cls", "mean"] = "cls"
-    #: tokenizer: null = train a WordPiece tokenizer on the pretraining corpus;
-    #: or a local directory holding a Hugging Face tokenizer.
-    tokenizer: str | None = None
-    vocab_size: int = Field(1000, ge=50)
+    """Which registered model (``simla-bench list models``) and its options,
+    validated by the model plugin itself."""
+
+    name: str = "vlp"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, value: Any) -> Any:
+        return normalise_model_section(value)
 
 
 class ObjectiveConfig(_Strict):
@@ -104,29 +104,22 @@ class TaskConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-#: model fields a matrix row may not override: every row of a run shares one tokenizer
-ROW_FIXED_MODEL_FIELDS = ("tokenizer", "vocab_size", "max_text_len")
-
-
 class MatrixRow(_Strict):
     name: str | None = None
     objectives: list[str]
     #: overrides of the experiment's ``model:`` for this row only (e.g. ALBEF's
-    #: split layout next to SIMLA's single stream), merged key by key
+    #: split layout next to SIMLA's single stream): ``{options: {...}}``, merged
+    #: key by key (the legacy form, options directly under ``model:``, is read too)
     model: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("model")
+    @field_validator("model", mode="before")
     @classmethod
-    def _model_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
-        fixed = [k for k in ROW_FIXED_MODEL_FIELDS if k in value]
-        if fixed:
-            raise ValueError(f"a matrix row cannot override model.{fixed[0]} (the rows of a run share one "
-                             f"tokenizer); set it in the experiment's model: section")
-        return value
+    def _model_keys(cls, value: Any) -> Any:
+        return normalise_model_section(value, "matrix row model")
 
     @property
     def label(self) -> str:
-        return self.name or ",".join(self.objectives)
+        return self.name or ",".join(self.objectives) or "none"
 
 
 class ExecutorConfig(_Strict):
@@ -195,6 +188,10 @@ class ExperimentConfig(_Strict):
         """This experiment with ``model:`` overridden key by key (a matrix row's ``model``)."""
         if not overrides:
             return self
+        overrides = normalise_model_section(overrides, "matrix row model")
+        if overrides.get("name", self.model.name) != self.model.name:
+            raise ValueError(f"a matrix row cannot change model.name ('{self.model.name}' -> '{overrides['name']}'): "
+                             "the rows of a run share one model family and tokenizer; run the other model separately")
         merged = deep_merge(self.model.model_dump(mode="json"), overrides)
         return self.model_copy(update={"model": ModelConfig.model_validate(merged)})
 
@@ -302,7 +299,9 @@ def split_csv(value: str | None) -> list[str]:
 def apply_overrides(cfg: ExperimentConfig, *, objectives: str | None = None, tasks: str | None = None,
                     seeds: str | None = None, out: str | None = None, world: str | None = None,
                     data_fractions: str | None = None, steps: int | None = None,
-                    device: str | None = None, source: str = "command line") -> ExperimentConfig:
+                    device: str | None = None, checkpoint: str | None = None,
+                    checkpoint_format: str | None = None, no_pretrain: bool = False,
+                    source: str = "command line") -> ExperimentConfig:
     """Return a new config with CLI flags applied (flags win over the file)."""
     data = cfg.model_dump()
     if objectives is not None:
@@ -334,4 +333,21 @@ def apply_overrides(cfg: ExperimentConfig, *, objectives: str | None = None, tas
         data["pretrain"]["steps"] = steps
     if device is not None:
         data["device"] = device
+    if checkpoint is not None or checkpoint_format is not None:
+        opts = data["model"].setdefault("options", {})
+        if checkpoint is not None:
+            if not Path(checkpoint).is_file():
+                raise ConfigError(f"{source}: --checkpoint '{checkpoint}' does not exist",
+                                  hint="give the path of a .pth/.pt/.safetensors checkpoint file")
+            opts["checkpoint"] = str(Path(checkpoint).resolve())
+        if checkpoint_format is not None:
+            opts["format"] = checkpoint_format
+    if no_pretrain:
+        if steps:
+            raise ConfigError(f"{source}: --no-pretrain and --steps {steps} contradict each other",
+                              hint="drop one of them")
+        data["pretrain"]["steps"] = 0
+        if objectives is None and not data["matrix"]:
+            ckpt = data["model"].get("options", {}).get("checkpoint")
+            data["matrix"] = [{"name": Path(ckpt).stem if ckpt else "none", "objectives": []}]
     return parse_config(data, source)

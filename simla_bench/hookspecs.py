@@ -37,6 +37,16 @@ Register = Callable[..., None]
 
 
 @hookspec
+def register_models(register: Register) -> None:
+    """Register model recipes (kind ``model``): what builds a complete
+    vision-language model with its tokenizer, image transform, text length and
+    options (the built-in ``vlp``: SIMLA's single stream and ALBEF's split).
+
+    The target is a class implementing :class:`simla_bench.interfaces.ModelPlugin`.
+    """
+
+
+@hookspec
 def register_backbones(register: Register) -> None:
     """Register image/text encoders and model builders (kind ``backbone``).
 

@@ -2,6 +2,9 @@
 
 These are the Python shapes behind the hooks in :mod:`simla_bench.hookspecs`:
 
+* **model** — a subclass of :class:`ModelPlugin`: the recipe for a whole
+  vision-language model (its options, tokenizer, image transform, text length,
+  capability explanations, checkpoint loading).
 * **backbone** — a factory ``build(**options) -> torch.nn.Module`` (metadata
   ``modality="image"|"text"``).  Image encoders return modules whose
   ``forward(images, patch_mask=None)`` gives ``[B, 1 + N, D]`` (CLS + patches).
@@ -20,6 +23,65 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
+
+
+class ModelPlugin(abc.ABC):
+    """A model recipe: everything the harness needs to build and feed one
+    family of vision-language model.
+
+    The runner never imports a model by path: it looks the recipe up by the
+    config's ``model.name`` and calls, in order, :meth:`build_tokenizer`,
+    :meth:`build` and :meth:`load_weights`.  ``defaults`` are the options the
+    config's ``model.options`` overrides (unknown keys are refused, as for
+    objectives).  The built model must expose
+
+    * ``capabilities`` (a set of names objectives and tasks declare in ``needs``),
+    * ``tokenizer`` and ``max_text_len`` (the one text length the trainer and
+      every task use unless a task option says otherwise),
+    * ``image_size`` and ``image_transform(train, size=None)`` (PIL -> tensor).
+    """
+
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    #: capability -> what to change in this model's options to obtain it (the
+    #: hint of the error when an objective or task needs what the model lacks)
+    capability_hints: ClassVar[Mapping[str, str]] = {}
+    #: options a matrix row may not override (they shape the run's shared tokenizer)
+    row_fixed_options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, options: Mapping[str, Any] | None = None):
+        self.name = name
+        self.options = self.validate_options(dict(options or {}))
+
+    def validate_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``given`` over :attr:`defaults`; one-line ConfigError on a bad key or value."""
+        return resolve_options(f"model '{self.name}'", self.defaults, given)
+
+    @property
+    @abc.abstractmethod
+    def max_text_len(self) -> int:
+        """Tokens per text at pretraining and, unless a task says otherwise, in every task."""
+
+    def tokenizer_needs_captions(self) -> bool:
+        """Whether :meth:`build_tokenizer` learns its vocabulary from the pretraining captions."""
+        return False
+
+    @abc.abstractmethod
+    def build_tokenizer(self, captions: Any = None, save_dir: Path | None = None) -> Any:
+        """The tokenizer (saved under ``save_dir`` when given)."""
+
+    @abc.abstractmethod
+    def build(self, tokenizer: Any) -> Any:
+        """A freshly initialised model using ``tokenizer``."""
+
+    def load_weights(self, model: Any) -> Any:
+        """Load the weights the options name (a released or saved checkpoint)
+        into ``model``; return a report with ``summary()`` (or None when the
+        options name no checkpoint)."""
+        return None
+
+    def describe(self) -> str:
+        """A few words naming this model's configuration, for messages."""
+        return f"model '{self.name}'"
 
 
 class Objective(abc.ABC):
@@ -161,7 +223,7 @@ def _compatible(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
-_BASES = {"objective": Objective, "task": Task, "dataset": DatasetSource}
+_BASES = {"model": ModelPlugin, "objective": Objective, "task": Task, "dataset": DatasetSource}
 
 
 def check_component(kind: str, target: Any) -> str | None:

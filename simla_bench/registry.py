@@ -5,7 +5,7 @@ fail (import error, contract mismatch, unknown hook, duplicate name, exception
 while registering) and records each failure with the plugin's distribution, so
 one broken plugin never takes the others down.
 
-Look-ups are by kind (``backbone``, ``objective``, ``task``, ``dataset``) and
+Look-ups are by kind (``model``, ``backbone``, ``objective``, ``task``, ``dataset``) and
 name; listing takes fnmatch wildcards (``vit_*``); an unknown name raises
 :class:`~simla_bench.errors.UnknownNameError` with close matches.
 
@@ -34,9 +34,10 @@ import pluggy
 from simla_bench import CONTRACT_VERSION, hookspecs
 from simla_bench.errors import PluginError, UnknownNameError, UserError
 
-KINDS = ("backbone", "objective", "task", "dataset")
-PLURALS = {"backbones": "backbone", "objectives": "objective", "tasks": "task", "datasets": "dataset"}
+KINDS = ("model", "backbone", "objective", "task", "dataset")
+PLURALS = {"models": "model", "backbones": "backbone", "objectives": "objective", "tasks": "task", "datasets": "dataset"}
 _REGISTER_HOOKS = {
+    "model": "register_models",
     "backbone": "register_backbones",
     "objective": "register_objectives",
     "task": "register_tasks",

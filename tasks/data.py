@@ -1,8 +1,10 @@
 """Turning dataset records into tensors for the tasks: an image bank that
 decodes each distinct image file once, and text tokenisation.
 
-Images go through ``plugins/datasets/images.py`` (``load_image`` and the
-evaluation ``image_transform``), the same preprocessing pretraining uses.
+Images go through the model's own evaluation transform
+(``model.image_transform(train=False)``), texts through the tokenizer with the
+model's caption cleaning when it has one (``tokenizer.clean_text``) and the
+model's text length (``model.max_text_len``) unless a task option sets one.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ class ImageBank:
     """Distinct image files of a split decoded once into one tensor
     ``[N, 3, S, S]``; ``index(paths)`` maps paths to rows."""
 
-    def __init__(self, paths: Sequence[Path], size: int):
-        from simla_bench.plugins.datasets.images import image_transform, load_image
+    def __init__(self, paths: Sequence[Path], model_or_size):
+        """``model_or_size``: the model (its ``image_transform(train=False)``) or,
+        for a model without one, a resolution for the default transform."""
+        from simla_bench.imagefiles import load_image
 
         self.paths: list[Path] = []
         self._row: dict[str, int] = {}
@@ -42,7 +46,14 @@ class ImageBank:
             if key not in self._row:
                 self._row[key] = len(self.paths)
                 self.paths.append(Path(p))
-        transform = image_transform(size, train=False)
+        if hasattr(model_or_size, "image_transform"):
+            size = int(model_or_size.image_size)
+            transform = model_or_size.image_transform(train=False)
+        else:
+            from simla_bench.plugins.datasets.images import image_transform
+
+            size = int(model_or_size)
+            transform = image_transform(size, train=False)
         if self.paths:
             self.tensor = torch.stack([transform(load_image(p)) for p in self.paths])
         else:
@@ -55,10 +66,14 @@ class ImageBank:
         return torch.tensor([self._row[str(p)] for p in paths], dtype=torch.long)
 
 
-def tokenize(tokenizer, texts: Sequence[str], max_len: int, device: torch.device | str = "cpu"):
+def tokenize(tokenizer, texts: Sequence[str], max_len: int, device: torch.device | str = "cpu",
+             kind: str = "caption"):
     """Tokenise ``texts`` padded to the longest (truncated to ``max_len``);
-    returns ``(input_ids, attention_mask)`` long tensors on ``device``."""
-    enc = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_len, return_tensors="pt")
+    returns ``(input_ids, attention_mask)`` long tensors on ``device``.
+    ``kind`` (``caption`` or ``question``) picks the model's cleaning rule."""
+    clean = getattr(tokenizer, "clean_text", None)
+    texts = clean(list(texts), kind) if clean else list(texts)
+    enc = tokenizer(texts, padding="longest", truncation=True, max_length=max_len, return_tensors="pt")
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
@@ -67,7 +82,13 @@ def text_max_len(model, options) -> int:
     value = options.get("max_text_len", 0) or 0
     if value > 0:
         return int(value)
-    return int(getattr(model, "max_text_len", 0) or 30)
+    own = getattr(model, "max_text_len", None)
+    if not own:
+        from simla_bench.errors import ConfigError
+
+        raise ConfigError(f"the model ({type(model).__name__}) declares no max_text_len",
+                          hint="set the task option max_text_len, or give the model a max_text_len")
+    return int(own)
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ def finetune_itc_itm(model: Any, ctx: TaskContext, options: dict, images: Sequen
     o = options
     if not texts:
         raise DataError(f"{label}: the train split is empty", hint="fine-tuning needs image-text pairs")
-    bank = ImageBank(list(images), model.image_size)
+    bank = ImageBank(list(images), model)
     rows = bank.index(list(images))
     uid = {u: i for i, u in enumerate(dict.fromkeys(image_ids))}
     idx_all = torch.tensor([uid[u] for u in image_ids])

@@ -59,7 +59,7 @@ class NLVR2Task(Task):
         o = self.options
         model.eval()
         head.eval()
-        bank = ImageBank([p for r in records for p in (r.left, r.right)], model.image_size)
+        bank = ImageBank([p for r in records for p in (r.left, r.right)], model)
         left, right = bank.index([r.left for r in records]), bank.index([r.right for r in records])
         max_len = text_max_len(model, o)
         preds: dict[str, bool] = {}
@@ -91,7 +91,7 @@ class NLVR2Task(Task):
         train = ctx.data.load("nlvr2", "train")
         if not train:
             raise DataError("nlvr2: the train split is empty", hint="the classifier is fine-tuned on it")
-        bank = ImageBank([p for r in train for p in (r.left, r.right)], model.image_size)
+        bank = ImageBank([p for r in train for p in (r.left, r.right)], model)
         left, right = bank.index([r.left for r in train]), bank.index([r.right for r in train])
         labels = torch.tensor([int(r.label) for r in train])
         sentences = [r.sentence for r in train]

@@ -67,7 +67,7 @@ def text_assignment(model, fused_pooled: Callable[..., torch.Tensor], width: int
     batch = int(options["batch_size"])
     caption, first, second, labels = assignment_triples([r.image_id for r in pairs], steps * batch, generator)
     used = sorted(set(first) | set(second))
-    bank = ImageBank([pairs[i].image for i in used], model.image_size)
+    bank = ImageBank([pairs[i].image for i in used], model)
     rows = dict(zip(used, [int(k) for k in bank.index([pairs[i].image for i in used])]))
     head = mlp_head(width, 3).to(device)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simla_bench.config import ModelConfig
+from simla_bench.plugins.models.vlp_options import VLPOptions as ModelConfig
 from simla_bench.errors import ConfigError, UserError
 from simla_bench.plugins.backbones.tokenizer import get_tokenizer, load_tokenizer, train_wordpiece
 

@@ -13,7 +13,7 @@ def test_default_config_loads():
     cfg = load_config()
     assert cfg.objective_names() == ["itc", "itm", "xmm", "psl"]
     assert set(cfg.tasks) == {"retrieval", "grounding", "vqa", "nlvr2"}
-    assert cfg.model.layout == "single_stream"
+    assert cfg.model.name == "vlp" and cfg.model.options["layout"] == "single_stream"
 
 
 def test_unknown_key_names_file_key_and_allowed(tmp_path):
@@ -35,9 +35,29 @@ def test_wrong_type_names_key_and_value(tmp_path):
 
 
 def test_bad_literal_lists_choices():
+    from simla_bench.plugins.models.vlp_plugin import VLPRecipe
+
     with pytest.raises(ConfigError) as info:
-        parse_config({"model": {"layout": "dual"}}, "x.yaml")
-    assert "model.layout" in str(info.value) and "single_stream" in str(info.value)
+        VLPRecipe("vlp", {"layout": "dual"})
+    assert "option 'layout'" in str(info.value) and "single_stream" in str(info.value)
+
+
+def test_legacy_model_section_reads_as_vlp_options():
+    """Configs written before models were plugins keep working: the vlp model's
+    options directly under model: are read as model.options."""
+    cfg = parse_config({"model": {"layout": "split", "fusion_layers": 3}}, "old.yaml")
+    assert cfg.model.name == "vlp" and cfg.model.options == {"layout": "split", "fusion_layers": 3}
+    with pytest.raises(ConfigError, match="write it under model.options"):
+        parse_config({"model": {"name": "vlp", "layout": "split"}}, "mixed.yaml")
+
+
+def test_unknown_model_option_is_one_line_naming_allowed():
+    from simla_bench.plugins.models.vlp_plugin import VLPRecipe
+
+    with pytest.raises(ConfigError) as info:
+        VLPRecipe("vlp", {"pretrained": "/x"})
+    msg = str(info.value)
+    assert "unknown option 'pretrained'" in msg and "checkpoint" in msg and "\n" not in msg
 
 
 def test_invalid_yaml_is_one_line(tmp_path):

@@ -13,7 +13,7 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def setup_world(tmp_path_factory):
-    from simla_bench.config import BackboneConfig, ModelConfig
+    from simla_bench.plugins.models.vlp_options import BackboneSpec as BackboneConfig, VLPOptions as ModelConfig
     from simla_bench.plugins.backbones.tokenizer import train_wordpiece
     from simla_bench.plugins.backbones.vlp import build_model
     from simla_bench.testing.world import make_tiny_world

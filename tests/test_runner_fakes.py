@@ -92,6 +92,11 @@ class FakePlugin:
         self.tasks = tasks
 
     @hookimpl
+    def register_models(self, register):
+        # the real recipe validates model.options; the fake pipeline builds the model
+        register("vlp", "simla_bench.plugins.models.vlp_plugin:VLPRecipe", "the vlp model's options")
+
+    @hookimpl
     def register_objectives(self, register):
         for name in self.objectives:
             register(name, FusionObjective if name == "itm" else FakeObjective, f"fake {name}")
@@ -157,7 +162,8 @@ class FakePipeline(Pipeline):
         return "fake-tokenizer"
 
     def build_model(self, cfg, tokenizer):
-        caps = {"text"} | ({"fusion"} if cfg.model.layout == "single_stream" or cfg.model.fusion_layers > 0 else set())
+        opts = {"layout": "single_stream", "fusion_layers": 2, **cfg.model.options}
+        caps = {"text"} | ({"fusion"} if opts["layout"] == "single_stream" or opts["fusion_layers"] > 0 else set())
         return FakeModel(caps)
 
     def pretrain(self, cfg, objectives, model, records, workdir, seed, progress):

@@ -212,7 +212,7 @@ def test_rows_with_their_own_model_are_separate_pretrainings(tmp_path):
                                "model": {"fusion_layers": 1, "layout": "split"}}])
     result, pipe = run(cfg)
     assert len(pipe.pretrain_calls) == 2
-    layouts = {r["row"]: r["config"]["model"]["layout"] for r in result.records}
+    layouts = {r["row"]: r["config"]["model"]["options"].get("layout", "single_stream") for r in result.records}
     assert layouts == {"single": "single_stream", "split = split again": "split"}
     assert len({r["pretrain_key"] for r in result.records}) == 2
     assert len({r["row_key"] for r in result.records}) == 2
@@ -220,10 +220,13 @@ def test_rows_with_their_own_model_are_separate_pretrainings(tmp_path):
 
 
 def test_row_model_overrides_are_checked(tmp_path):
-    with pytest.raises(ConfigError, match="matrix row 'bad': model.layout"):
-        make_config(tmp_path, matrix=[{"name": "bad", "objectives": ["itc"], "model": {"layout": "twin"}}])
-    with pytest.raises(ConfigError, match="cannot override model.vocab_size"):
-        make_config(tmp_path, matrix=[{"objectives": ["itc"], "model": {"vocab_size": 500}}])
+    # the model recipe validates a row's options, before anything runs
+    with pytest.raises(ConfigError, match="model 'vlp': option 'layout'"):
+        run(make_config(tmp_path, matrix=[{"name": "bad", "objectives": ["itc"], "model": {"layout": "twin"}}]))
+    with pytest.raises(ConfigError, match="cannot override model.options.vocab_size"):
+        run(make_config(tmp_path, matrix=[{"objectives": ["itc"], "model": {"options": {"vocab_size": 500}}}]))
+    with pytest.raises(ConfigError, match="cannot change model.name"):
+        make_config(tmp_path, matrix=[{"objectives": ["itc"], "model": {"name": "other"}}])
     # a row whose own model lacks what a task needs is refused before any pretraining
     cfg = make_config(tmp_path, objectives={"itc": {}}, tasks={"grounding": {}},
                       matrix=[{"name": "ok", "objectives": ["itc"]},
@@ -328,8 +331,8 @@ def test_packaged_ablation_expresses_simla_table1_and_albef():
                         ("itm", "itc", "mlm", "mim", "psl")]  # Table 1, cumulative
     assert ("itc",) in sets and ("itc", "itm", "xmm", "psl") in sets
     albef = next(r for r in matrix.rows if "ALBEF" in r.label)
-    assert albef.objective_set == {"itc", "itm", "mlm"} and albef.model_overrides == {"layout": "split"}
-    assert cfg.with_model(albef.model_overrides).model.fusion_layers == 2
+    assert albef.objective_set == {"itc", "itm", "mlm"} and albef.model_overrides == {"options": {"layout": "split"}}
+    assert cfg.with_model(albef.model_overrides).model.options["fusion_layers"] == 2
     assert len(matrix.rows) == 8  # ALBEF's set is row 3's, on its own layout: a row of its own
     registry = Registry()
     registry.load_entry_points()

@@ -99,7 +99,7 @@ def _loss_went_down(result, factor=0.9):
 
 # ---------------------------------------------------------------------- fast
 def test_task_needs_are_declared_and_met_by_the_model(tokenizer):
-    from simla_bench.config import ModelConfig
+    from simla_bench.plugins.models.vlp_options import VLPOptions as ModelConfig
     from simla_bench.plugins.backbones.vlp import build_model
 
     reg = get_registry()

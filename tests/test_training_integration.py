@@ -44,7 +44,9 @@ def _build(cfg, records):
         _TOKENIZERS[key] = train_wordpiece([r.caption for r in records], vocab_size=60)
     tok = _TOKENIZERS[key]
     torch.manual_seed(0)
-    return build_model(cfg.model, tok)
+    from simla_bench.assemble import assemble
+
+    return assemble(cfg.model, tokenizer=tok).model
 
 
 def _objectives(names, extra=None):
@@ -106,8 +108,7 @@ def test_unmet_needs_with_real_model(records, tmp_path):
     from simla_bench.training.errors import UnmetNeedsError
 
     cfg = _cfg(["itm"])
-    cfg.model.layout = "split"
-    cfg.model.fusion_layers = 0
+    cfg = cfg.with_model({"options": {"layout": "split", "fusion_layers": 0}})
     model = _build(cfg, records)
     with pytest.raises(UnmetNeedsError, match="objective 'itm' needs fusion, itm_head"):
         pretrain(cfg, _objectives(["itm"]), model, records, tmp_path, seed=0)

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from simla_bench.config import ModelConfig
+from simla_bench.plugins.models.vlp_options import VLPOptions as ModelConfig
 from simla_bench.errors import ConfigError, UserError
 from simla_bench.plugins.backbones.tokenizer import train_wordpiece
 from simla_bench.plugins.backbones.vlp import FusionOutput, build_model
@@ -398,7 +398,7 @@ def test_paper_configs_build_at_paper_size(name, fusion):
 
     cfg = load_config(CONFIG_DIR / name)
     with torch.device("meta"):  # shapes only: no memory, no init cost
-        model = build_model(cfg.model, _PaperVocab())
+        model = build_model(ModelConfig(**cfg.model.options), _PaperVocab())
     assert model.vision_width == model.text_width == 768 and model.embed_dim == 256
     assert model.patch_grid == (16, 16) and model.text_encoder.num_layers == 12
     assert model.fusion_range == fusion

@@ -94,12 +94,19 @@ class ToyVLP(nn.Module):
         super().__init__()
         self.tokenizer = tokenizer
         self.image_size = size
+        self.max_text_len = 8
+        self.ema = 0.995  # the momentum coefficient (the VLP model's is model.options.momentum)
         self.capabilities = frozenset(capabilities)
         self.online = ToyEncoders(len(tokenizer), size)
         self.temp = nn.Parameter(torch.tensor(0.07))
         self.momentum = copy.deepcopy(self.online)
         for p in self.momentum.parameters():
             p.requires_grad_(False)
+
+    def image_transform(self, train: bool, size=None):
+        from simla_bench.plugins.datasets.images import image_transform
+
+        return image_transform(int(size or self.image_size), train=train)
 
     def encode_image(self, images, patch_mask=None):
         return self.online.encode_image(images, patch_mask)
@@ -117,7 +124,8 @@ class ToyVLP(nn.Module):
         return self.momentum
 
     @torch.no_grad()
-    def update_momentum(self, m: float):
+    def update_momentum(self, m: float | None = None):
+        m = self.ema if m is None else m
         for p, q in zip(self.online.parameters(), self.momentum.parameters()):
             q.mul_(m).add_(p.detach(), alpha=1 - m)
 

@@ -13,7 +13,8 @@ import click
 from simla_bench.cli.common import err_console, warn_plugin_problems
 
 
-def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device):
+def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device,
+              checkpoint=None, checkpoint_format=None, no_pretrain=False):
     from simla_bench.config import CONFIG_DIR, apply_overrides, load_config, load_yaml, parse_config
     from simla_bench.errors import ConfigError
 
@@ -32,7 +33,8 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
             data["output_dir"] = mdata["output_dir"]
         cfg = parse_config(data, str(mpath))
     return apply_overrides(cfg, objectives=objectives, tasks=tasks, seeds=seeds, out=out, world=world,
-                           data_fractions=data_fraction, steps=steps, device=device)
+                           data_fractions=data_fraction, steps=steps, device=device, checkpoint=checkpoint,
+                           checkpoint_format=checkpoint_format, no_pretrain=no_pretrain)
 
 
 @click.command("run")
@@ -47,6 +49,13 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
 @click.option("--data-fraction", "data_fraction", help="Sweep pretraining data, e.g. 0.1,0.25,1.0.")
 @click.option("--steps", type=click.IntRange(0), help="Pretraining steps (overrides pretrain.steps).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: the config's, auto).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="Load this full-model checkpoint (a released ALBEF/SIMLA .pth or one a run wrote) into the "
+                   "model before pretraining/evaluation (model.options.checkpoint).")
+@click.option("--checkpoint-format", type=click.Choice(["auto", "simla_bench", "albef", "simla"]),
+              help="Key layout of --checkpoint (default auto: detected from its keys).")
+@click.option("--no-pretrain", is_flag=True,
+              help="Evaluate the model as built/loaded: pretrain.steps 0 and one row named after the checkpoint.")
 @click.option("--force", is_flag=True, help="Recompute cells (and pretraining) even if finished.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; warnings and the leaderboard only.")
 @click.option("--log-jsonl", type=click.Path(dir_okay=False), help="Append run events to this JSON-lines file.")
@@ -58,7 +67,7 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
               help="Run under torchrun with N processes on this machine (gloo on CPU, NCCL on GPUs); "
                    "rank 0 writes the results.")
 def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_file, data_fraction, steps, device,
-                force, quiet, log_jsonl, baseline, executor, nproc_per_node):
+                checkpoint, checkpoint_format, no_pretrain, force, quiet, log_jsonl, baseline, executor, nproc_per_node):
     """Pretrain each objective set, score it on every task, print the leaderboard.
 
     With no options this runs configs/default.yaml on the built-in world
@@ -73,6 +82,7 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
       simla-bench run --objectives itc,itm --data-fraction 0.1,0.25,1.0
       simla-bench run --ablate --executor slurm --config my_cluster.yaml
       simla-bench run --nproc-per-node 2 --steps 100
+      simla-bench run --config configs/eval/albef_flickr30k.yaml --checkpoint flickr30k.pth --no-pretrain
     """
     if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
         raise SystemExit(_relaunch_under_torchrun(nproc_per_node, click.get_current_context()))
@@ -86,7 +96,8 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
 
     if log_jsonl:
         os.environ["SIMLA_BENCH_JSONL"] = str(Path(log_jsonl).resolve())
-    cfg = _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device)
+    cfg = _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device,
+                    checkpoint, checkpoint_format, no_pretrain)
     registry = get_registry()
     warn_plugin_problems(registry)
     main_rank = dist_rank()[0] == 0

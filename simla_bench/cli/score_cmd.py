@@ -18,6 +18,9 @@ from simla_bench.errors import DataError, UserError
 
 TASKS = ("retrieval", "grounding", "vqa", "nlvr2")
 GROUNDING_SPLITS = ("val", "testA", "testB")
+#: mirror simla_bench.metrics.vqa.VQA_EVAL_VERSIONS and .grounding.IOU_RULES (kept literal so --help stays fast)
+VQA_EVAL_VERSIONS = ("albef", "current")
+IOU_RULES = ("albef", "coco")
 
 
 def _check_ids(pred_ids, known_ids, allow_missing: bool, what: str, pred_path: Path, ann_path: Path) -> int:
@@ -35,7 +38,8 @@ def _check_ids(pred_ids, known_ids, allow_missing: bool, what: str, pred_path: P
     return len(missing)
 
 
-def _score_vqa(pred: Path, ann: Path, questions: Path | None, allow_missing: bool) -> tuple[dict, int]:
+def _score_vqa(pred: Path, ann: Path, questions: Path | None, allow_missing: bool,
+               vqa_eval: str = "albef") -> tuple[dict, int]:
     from simla_bench.metrics.official_files import read_vqa_annotations, read_vqa_predictions
     from simla_bench.metrics.vqa import vqa_accuracy
 
@@ -43,7 +47,7 @@ def _score_vqa(pred: Path, ann: Path, questions: Path | None, allow_missing: boo
     predictions = read_vqa_predictions(pred)
     missing = _check_ids(list(predictions), [a["question_id"] for a in annotations], allow_missing,
                          "question_id", pred, ann)
-    res = vqa_accuracy(predictions, annotations, allow_missing=True)
+    res = vqa_accuracy(predictions, annotations, allow_missing=True, version=vqa_eval)
     metrics = {"overall": res.overall}
     metrics.update({f"answer_type/{k}": v for k, v in res.per_answer_type.items()})
     metrics.update({f"question_type/{k}": v for k, v in res.per_question_type.items()})
@@ -87,7 +91,7 @@ def _score_retrieval(pred: Path, ann: Path, pred_t2i: Path | None) -> tuple[dict
 
 
 def _score_grounding(pred: Path, ann: Path, instances: Path | None, splits: tuple[str, ...],
-                     allow_missing: bool) -> tuple[dict, int]:
+                     allow_missing: bool, iou: str = "albef") -> tuple[dict, int]:
     import numpy as np
 
     from simla_bench.metrics.grounding import grounding_accuracy
@@ -132,7 +136,7 @@ def _score_grounding(pred: Path, ann: Path, instances: Path | None, splits: tupl
         correct = 0
         if have:
             res = grounding_accuracy(np.array([boxes[(u.ref_id, u.sent_id)] for u in have]),
-                                     np.array([u.box for u in have]))
+                                     np.array([u.box for u in have]), iou=iou)
             correct = res["correct"]
         metrics[f"{split}/acc"] = 100.0 * correct / len(su)
         metrics[f"{split}/fraction (ALBEF)"] = correct / len(su)
@@ -151,15 +155,22 @@ def _score_grounding(pred: Path, ann: Path, instances: Path | None, splits: tupl
               help="retrieval: text-to-image .npy matrix (default: transpose of --predictions).")
 @click.option("--split", "splits", multiple=True, type=click.Choice(GROUNDING_SPLITS),
               help="grounding: split(s) to score (default: val, testA, testB).")
+@click.option("--vqa-eval", type=click.Choice(VQA_EVAL_VERSIONS), default="albef", show_default=True,
+              help="vqa: official vqaEval version - albef (ALBEF/LAVIS copy, the papers' numbers) "
+                   "or current (GT-Vision-Lab master, 2021); see docs/metrics.md.")
+@click.option("--iou", type=click.Choice(IOU_RULES), default="albef", show_default=True,
+              help="grounding: IoU rule - albef (ALBEF computeIoU, integer-pixel convention) "
+                   "or coco (pycocotools).")
 @click.option("--allow-missing", is_flag=True, help="Score ids without a prediction as wrong instead of failing.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the numbers to this JSON file.")
 def score_command(task, predictions, annotations, instances, questions, predictions_t2i, splits,
-                  allow_missing, json_path) -> None:
+                  vqa_eval, iou, allow_missing, json_path) -> None:
     """Score a predictions file for TASK with the official metric.
 
     \b
     Examples:
       simla-bench score vqa -p results.json -a v2_mscoco_val2014_annotations.json
+      simla-bench score vqa -p results.json -a anns.json --vqa-eval current
       simla-bench score nlvr2 -p dev_predictions.csv -a dev.json --json nlvr2.json
       simla-bench score retrieval -p scores_i2t.npy -a coco_test.json
       simla-bench score grounding -p boxes.json -a 'refs(unc).p' --instances instances.json
@@ -168,14 +179,14 @@ def score_command(task, predictions, annotations, instances, questions, predicti
         if not path.exists():
             raise DataError(f"file not found: {path}", "check the path")
     if task == "vqa":
-        metrics, missing = _score_vqa(predictions, annotations, questions, allow_missing)
+        metrics, missing = _score_vqa(predictions, annotations, questions, allow_missing, vqa_eval)
     elif task == "nlvr2":
         metrics, missing = _score_nlvr2(predictions, annotations, allow_missing)
     elif task == "retrieval":
         metrics, missing = _score_retrieval(predictions, annotations, predictions_t2i)
     else:
         metrics, missing = _score_grounding(predictions, annotations, instances,
-                                            tuple(splits) or GROUNDING_SPLITS, allow_missing)
+                                            tuple(splits) or GROUNDING_SPLITS, allow_missing, iou)
     table = Table(title=f"{task}: {predictions.name}")
     table.add_column("metric", style="bold cyan")
     table.add_column("value", justify="right")
@@ -188,6 +199,10 @@ def score_command(task, predictions, annotations, instances, questions, predicti
     if json_path is not None:
         payload = {"task": task, "predictions": str(predictions), "annotations": str(annotations),
                    "metrics": metrics, "missing": missing}
+        if task == "vqa":
+            payload["vqa_eval"] = vqa_eval
+        elif task == "grounding":
+            payload["iou"] = iou
         json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 

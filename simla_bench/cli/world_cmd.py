@@ -39,10 +39,11 @@ def generate_cmd(preset: str, out: Path, seed: int, image_size: int) -> None:
     """
     import time
 
-    from simla_bench.plugins.datasets.world.source import WorldSource
+    from simla_bench.registry import get_registry
 
-    src = WorldSource("world", {"preset": preset, "root": str(out), "seed": seed, "image_size": image_size})
-    reused = src._current() is not None
+    world_cls = get_registry().load("dataset", "world")
+    src = world_cls("world", {"preset": preset, "root": str(out), "seed": seed, "image_size": image_size})
+    reused = src.is_generated()
     start = time.perf_counter()
     manifest = src.prepare()
     took = time.perf_counter() - start
@@ -76,13 +77,14 @@ def show_cmd(directory: Path, out: Path | None) -> None:
     Example:
       simla-bench world show data/world --out sheet.png
     """
-    from simla_bench.plugins.datasets.world.contact_sheet import contact_sheet, open_world
+    from simla_bench.registry import get_registry
 
-    manifest = open_world(directory).prepare()
+    world = get_registry().load("dataset", "world").open(directory)
+    manifest = world.prepare()
     console.print(f"world {directory}: preset {manifest['preset']}, seed {manifest['seed']}, "
                   f"{manifest['image_size']}px, checksum {manifest['checksum'][:12]}", highlight=False)
     _print_counts(manifest)
-    path = contact_sheet(directory, out or directory / "contact_sheet.png")
+    path = world.contact_sheet(out or directory / "contact_sheet.png")
     console.print(f"contact sheet: {path}", highlight=False)
 
 

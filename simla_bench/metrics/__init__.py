@@ -1,9 +1,10 @@
 """Official-equivalent metrics for the downstream tasks, pure numpy / Python.
 
 Each module reproduces one official evaluation to its last printed digit
-(see docs/metrics.md): :mod:`.vqa` (GT-Vision-Lab vqaEval), :mod:`.retrieval`
-(ALBEF ``itm_eval``), :mod:`.grounding` (ALBEF RefCOCO+ protocol with
-pycocotools IoU), :mod:`.nlvr2` (lil-lab evaluation).  :mod:`.official_files`
+(see docs/metrics.md): :mod:`.vqa` (vqaEval, ALBEF's copy or GT-Vision-Lab's
+current master), :mod:`.retrieval` (ALBEF ``itm_eval``), :mod:`.grounding`
+(ALBEF RefCOCO+ protocol, ALBEF's ``computeIoU`` or pycocotools IoU),
+:mod:`.nlvr2` (lil-lab evaluation).  :mod:`.official_files`
 reads the official annotation and prediction files for ``simla-bench score``.
 The tasks and the score command call the very same functions.
 """

@@ -1,4 +1,4 @@
-"""Official VQA v2 accuracy (the GT-Vision-Lab ``vqaEval`` algorithm), pure Python.
+"""Official VQA v2 accuracy (the ``vqaEval`` algorithm, both official versions), pure Python.
 
 Owns: answer normalisation (punctuation, digits/articles, contractions), the
 ten leave-one-annotator-out accuracy per question, and the aggregation into
@@ -6,13 +6,29 @@ overall / per answer type / per question type numbers rounded the way the
 official tool rounds them (``round(100 * sum / n, 2)``, summed in annotation
 order so the floating point result is the same to the last bit).
 
-Facts reproduced (see docs/metrics.md for the list of quirks):
+Two official versions exist and differ only in which strings are normalised
+(``version=``; see docs/metrics.md, "Two versions of vqaEval"):
+
+``"albef"`` (default) -- the copy in ALBEF's/LAVIS's ``vqaTools`` (the one
+behind the papers' local VQA numbers):
 
 * the prediction is always normalised: newlines/tabs -> spaces, strip,
   punctuation processing, then digit/article processing;
 * the ten ground-truth answers are compared raw unless they are not all
   identical, in which case each one gets punctuation processing only (no
-  lower-casing, no digit/article processing);
+  lower-casing, no digit/article processing).
+
+``"current"`` -- GT-Vision-Lab's current master (2021, "Fixed processing
+answers bug"):
+
+* prediction and every ground-truth answer: newlines/tabs -> spaces, strip;
+* only when the (stripped) ten answers are not all identical, the prediction
+  AND each answer get punctuation processing then digit/article processing;
+  when they are all identical nothing more is done (``"Two"`` against ten
+  ``"Two"`` scores 1, against ten ``"2"`` scores 0).
+
+Both versions:
+
 * leave-one-out: each of the 10 answers is dropped in turn (duplicates count
   separately) and the prediction scores ``min(1, matches_among_other_9 / 3)``;
   the question's accuracy is the mean of the 10 scores.
@@ -25,6 +41,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from simla_bench.metrics.vqa_tables import ARTICLES, CONTRACTIONS, NUMBER_WORDS
+
+#: the accepted values of ``version`` (first = default)
+VQA_EVAL_VERSIONS = ("albef", "current")
 
 #: marks handled by the punctuation step (no apostrophe, colon, ampersand or period)
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-",
@@ -61,23 +80,43 @@ def process_digit_article(text: str) -> str:
     return " ".join(CONTRACTIONS.get(word, word) for word in words)
 
 
+def check_vqa_eval(version: str) -> str:
+    """Return ``version`` if it names a vqaEval version, else raise ``ValueError``."""
+    if version not in VQA_EVAL_VERSIONS:
+        raise ValueError(f"unknown vqaEval version {version!r}; allowed: {', '.join(VQA_EVAL_VERSIONS)}")
+    return version
+
+
+def _clean_whitespace(answer: str) -> str:
+    return answer.replace("\n", " ").replace("\t", " ").strip()
+
+
 def normalize_prediction(answer: str) -> str:
-    """Normalise a predicted answer exactly as the official evaluator does."""
-    answer = answer.replace("\n", " ").replace("\t", " ").strip()
-    return process_digit_article(process_punctuation(answer))
+    """Normalise a predicted answer as the ALBEF version always does (and the
+    current version does when the ground-truth answers disagree)."""
+    return process_digit_article(process_punctuation(_clean_whitespace(answer)))
 
 
-def question_accuracy(prediction: str, gt_answers: Sequence[str]) -> float:
+def question_accuracy(prediction: str, gt_answers: Sequence[str], version: str = "albef") -> float:
     """Accuracy in [0, 1] of one (raw) predicted answer against the raw ground truth answers.
 
-    ``gt_answers`` are the annotators' answers (10 in VQA v2), unprocessed.
+    ``gt_answers`` are the annotators' answers (10 in VQA v2), unprocessed;
+    ``version`` is ``"albef"`` or ``"current"`` (see the module docstring).
     """
+    check_vqa_eval(version)
     if not gt_answers:
         raise ValueError("a VQA question needs at least one ground-truth answer")
-    pred = normalize_prediction(prediction)
-    answers = list(gt_answers)
-    if len(set(answers)) > 1:
-        answers = [process_punctuation(a) for a in answers]
+    if version == "albef":
+        pred = normalize_prediction(prediction)
+        answers = list(gt_answers)
+        if len(set(answers)) > 1:
+            answers = [process_punctuation(a) for a in answers]
+    else:
+        pred = _clean_whitespace(prediction)
+        answers = [_clean_whitespace(a) for a in gt_answers]
+        if len(set(answers)) > 1:
+            answers = [process_digit_article(process_punctuation(a)) for a in answers]
+            pred = process_digit_article(process_punctuation(pred))
     matches = [a == pred for a in answers]
     total_matches = sum(matches)
     scores = [min(1.0, float(total_matches - m) / 3) for m in matches]
@@ -95,7 +134,8 @@ class VQAResult:
 
     ``per_question`` maps question id -> rounded percent (official ``evalQA``);
     ``raw_per_question`` keeps the unrounded accuracy in [0, 1] (for bootstrap);
-    ``missing`` counts questions without a prediction (scored 0).
+    ``missing`` counts questions without a prediction (scored 0);
+    ``version`` is the vqaEval version that scored them.
     """
 
     overall: float
@@ -105,14 +145,16 @@ class VQAResult:
     raw_per_question: dict = field(repr=False)
     count: int = 0
     missing: int = 0
+    version: str = "albef"
 
     def as_dict(self) -> dict:
         return {"overall": self.overall, "per_answer_type": self.per_answer_type,
-                "per_question_type": self.per_question_type, "count": self.count, "missing": self.missing}
+                "per_question_type": self.per_question_type, "count": self.count, "missing": self.missing,
+                "version": self.version}
 
 
 def vqa_accuracy(predictions: Mapping, annotations: Iterable[Mapping], *, digits: int = 2,
-                 allow_missing: bool = False) -> VQAResult:
+                 allow_missing: bool = False, version: str = "albef") -> VQAResult:
     """Official VQA accuracy.
 
     Args:
@@ -123,9 +165,11 @@ def vqa_accuracy(predictions: Mapping, annotations: Iterable[Mapping], *, digits
         digits: rounding precision (the official default is 2).
         allow_missing: score questions without a prediction as 0 instead of
             raising ``KeyError``.
+        version: which official vqaEval, ``"albef"`` (default) or ``"current"``.
 
     Returns a :class:`VQAResult` (percent values rounded like the official tool).
     """
+    check_vqa_eval(version)
     acc_all: list[float] = []
     by_answer_type: dict[str, list[float]] = {}
     by_question_type: dict[str, list[float]] = {}
@@ -136,7 +180,7 @@ def vqa_accuracy(predictions: Mapping, annotations: Iterable[Mapping], *, digits
         qid = ann["question_id"]
         answers = [a["answer"] if isinstance(a, Mapping) else a for a in ann["answers"]]
         if qid in predictions:
-            acc = question_accuracy(predictions[qid], answers)
+            acc = question_accuracy(predictions[qid], answers, version)
         elif allow_missing:
             acc = 0.0
             missing += 1
@@ -153,4 +197,5 @@ def vqa_accuracy(predictions: Mapping, annotations: Iterable[Mapping], *, digits
         overall=official_round(sum(acc_all), len(acc_all), digits),
         per_answer_type={k: official_round(sum(v), len(v), digits) for k, v in by_answer_type.items()},
         per_question_type={k: official_round(sum(v), len(v), digits) for k, v in by_question_type.items()},
-        per_question=per_question, raw_per_question=raw, count=len(acc_all), missing=missing)
+        per_question=per_question, raw_per_question=raw, count=len(acc_all), missing=missing,
+        version=version)

@@ -83,13 +83,14 @@ def expand(cfg: ExperimentConfig) -> Matrix:
         raise ConfigError("no seeds to run", hint="give --seeds 0 or seeds: [0] in the config")
     if not cfg.tasks:
         raise ConfigError("no tasks to run", hint="give --tasks or a tasks: section in the config")
-    if not cfg.matrix and not cfg.objectives:
+    evaluate_only = cfg.pretrain.steps == 0  # the model is evaluated as built / loaded
+    if not cfg.matrix and not cfg.objectives and not evaluate_only:
         raise ConfigError("no pretraining objectives configured", hint="give --objectives itc,itm or an objectives: list")
     merged: dict[tuple[frozenset[str], float, str], Row] = {}
     notes: list[str] = []
     for mrow in cfg.rows():
         objectives = tuple(dict.fromkeys(mrow.objectives))
-        if not objectives:
+        if not objectives and not evaluate_only:
             raise ConfigError(f"matrix row '{mrow.label}' has no objectives", hint="list at least one objective, e.g. [itc]")
         model_json = model_key(mrow.model)
         for f in fractions:
@@ -124,6 +125,17 @@ def check_names(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
     Raises :class:`~simla_bench.errors.UnknownNameError` (with did-you-mean) or
     :class:`ConfigError`; loading the classes surfaces broken plugins early.
     """
+    from simla_bench.assemble import model_recipe
+
+    recipe = model_recipe(cfg.model, registry)  # validates model.options (ConfigError names the option)
+    for row in matrix.rows:
+        overrides = dict(row.model_overrides.get("options") or {})
+        fixed = [k for k in recipe.row_fixed_options if k in overrides]
+        if fixed:
+            raise ConfigError(f"matrix row '{row.label}' cannot override model.options.{fixed[0]} (the rows of a "
+                              f"run share one tokenizer); set it in the experiment's model: section")
+        if overrides:
+            model_recipe(cfg.with_model(row.model_overrides).model, registry)
     for name in sorted({o for r in matrix.rows for o in r.objectives}):
         cls = registry.load("objective", name)
         options = cfg.objectives[name].options if name in cfg.objectives else {}
@@ -148,9 +160,10 @@ def _providers(registry, capability: str) -> list[str]:
 
 def check_capabilities(cfg: ExperimentConfig, matrix: Matrix, registry, capabilities: Iterable[str]) -> None:
     """Refuse objectives/tasks whose ``needs`` the configured model lacks."""
+    from simla_bench.assemble import model_recipe
+
     have = frozenset(capabilities)
-    model = cfg.model
-    model_desc = f"model.layout={model.layout}, model.fusion_layers={model.fusion_layers}"
+    recipe = model_recipe(cfg.model, registry)
     for kind, names in (("objective", sorted({o for r in matrix.rows for o in r.objectives})), ("task", matrix.tasks)):
         for name in names:
             needs = frozenset(getattr(registry.load(kind, name), "needs", ()))
@@ -159,9 +172,9 @@ def check_capabilities(cfg: ExperimentConfig, matrix: Matrix, registry, capabili
                 continue
             cap = missing[0]
             providers = [p for p in _providers(registry, cap) if p != name]
-            hint = f"the model built from this config ({model_desc}) has {', '.join(sorted(have)) or 'none'}"
-            if cap == "fusion":
-                hint += "; a fusion encoder comes with model.layout=single_stream or split with model.fusion_layers > 0"
+            hint = f"the {recipe.describe()} has {', '.join(sorted(have)) or 'none'}"
+            if cap in recipe.capability_hints:
+                hint += f"; {cap}: {recipe.capability_hints[cap]}"
             if providers:
                 hint += f"; objectives that train '{cap}': {', '.join(providers)}"
             raise CapabilityError(f"{kind} '{name}' needs the model capability '{cap}', which is missing", hint=hint)

@@ -28,6 +28,7 @@ from simla_bench.config import ExperimentConfig
 from simla_bench.errors import PluginError, UserError
 from simla_bench.interfaces import TaskContext, TaskResult
 from simla_bench.runner import curves, keys
+from simla_bench.assemble import build_objectives
 from simla_bench.runner.cells import Cell, Matrix, Row, check_capabilities, check_names, expand, resolve_objectives
 from simla_bench.runner.pipeline import Pipeline, PreparedData
 from simla_bench.runner.progress import Progress
@@ -297,11 +298,9 @@ class MatrixRunner:
         workdir = self.store.pretrain_dir / pkey
         workdir.mkdir(parents=True, exist_ok=True)
         info_path = workdir / "pretrain.json"
-        objectives = {}
-        for name, spec in resolve_objectives(self.cfg, row).items():
-            cls = self.registry.load("objective", name)
-            objectives[name] = (cls(name, spec["options"]), spec["weight"])
-        records = self.pipeline.pretrain_records(data[self.cfg.pretrain.dataset], row.data_fraction)
+        objectives = build_objectives(resolve_objectives(self.cfg, row), self.registry)
+        records = [] if cfg.pretrain.steps == 0 else \
+            self.pipeline.pretrain_records(data[self.cfg.pretrain.dataset], row.data_fraction)
         self.pipeline.seed_everything(seed)
         model = self.pipeline.build_model(cfg, self._tokenizer)
         if info_path.exists():

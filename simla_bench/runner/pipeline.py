@@ -138,19 +138,42 @@ class DefaultPipeline(Pipeline):
         return trainer_subset(list(data.source.load("pretrain", "train")), fraction)
 
     def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path | None) -> Any:
-        from simla_bench.plugins.backbones.tokenizer import get_tokenizer
+        from simla_bench.assemble import model_recipe
 
-        captions = None if cfg.model.tokenizer else [r.caption for r in data.source.load("pretrain", "train")]
-        return get_tokenizer(cfg.model, captions, save_dir=workdir)
+        recipe = model_recipe(cfg.model)
+        captions = None
+        if recipe.tokenizer_needs_captions():
+            captions = [r.caption for r in data.source.load("pretrain", "train")]
+        return recipe.build_tokenizer(captions, workdir)
 
     def build_model(self, cfg: ExperimentConfig, tokenizer: Any) -> Any:
-        from simla_bench.plugins.backbones.vlp import build_model
+        """The model of ``cfg.model`` (its checkpoint loaded when the options name
+        one; the load report is shown once per distinct model config)."""
+        from simla_bench.assemble import assemble
 
-        return build_model(cfg.model, tokenizer)
+        built = assemble(cfg.model, tokenizer=tokenizer)
+        if built.load_report is not None:
+            key = repr(cfg.model.model_dump(mode="json"))
+            shown = self.__dict__.setdefault("_reports_shown", set())
+            if key not in shown:
+                shown.add(key)
+                self.report_load(built.load_report)
+        return built.model
+
+    def report_load(self, report: Any) -> None:
+        """Show a checkpoint load report (stderr; the runner's output stays on stdout)."""
+        import sys
+
+        summary = report.summary() if hasattr(report, "summary") else str(report)
+        print(summary, file=sys.stderr)
 
     def pretrain(self, cfg, objectives, model, records, workdir, seed, progress) -> PretrainOutcome:
         from simla_bench.training import pretrain
 
+        if cfg.pretrain.steps == 0:
+            # evaluate the model as built (and loaded from its checkpoint): no
+            # trainer, so no objective set-up changes it either
+            return PretrainOutcome(model, [], 0, 0.0)
         self.seed_everything(seed)
         # the runner already cut the records to the row's data fraction
         run_cfg = cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update={"data_fraction": 1.0})})

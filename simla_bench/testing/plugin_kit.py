@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: the tiny model: 2-layer ViT and 2-layer BERT at width 64, 32-d ITC space
+#: the tiny model's options (model ``vlp``): 2-layer ViT and 2-layer BERT at width 64, 32-d ITC space
 TINY_MODEL = {
     "image": {"name": "vit_world_tiny", "options": {"embed_dim": 64, "depth": 2, "num_heads": 2}},
     "text": {"name": "bert_world_tiny", "options": {"config": {
@@ -34,11 +34,12 @@ def tiny_world(root: str | Path, seed: int = 0):
 
 
 def tiny_model_config(**overrides: Any):
-    """The ``ModelConfig`` of the tiny model (``overrides`` replace top-level keys,
-    e.g. ``layout="split"`` or ``image={"name": "my_backbone", "options": {}}``)."""
+    """The ``model:`` section of the tiny model (``ModelConfig``, model ``vlp``;
+    ``overrides`` replace top-level options, e.g. ``layout="split"`` or
+    ``image={"name": "my_backbone", "options": {}}``)."""
     from simla_bench.config import ModelConfig
 
-    return ModelConfig.model_validate({**TINY_MODEL, **overrides})
+    return ModelConfig(name="vlp", options={**TINY_MODEL, **overrides})
 
 
 def tiny_model(world, seed: int = 0, **overrides: Any):
@@ -46,26 +47,22 @@ def tiny_model(world, seed: int = 0, **overrides: Any):
     tokenizer (``model.tokenizer``) is trained on the world's pretraining captions."""
     import torch
 
-    from simla_bench.plugins.backbones.tokenizer import get_tokenizer
-    from simla_bench.plugins.backbones.vlp import build_model
+    from simla_bench.assemble import assemble, model_recipe
 
     cfg = tiny_model_config(**overrides)
-    captions = [r.caption for r in world.load("pretrain", "train")]
-    tokenizer = get_tokenizer(cfg, captions)
+    tokenizer = model_recipe(cfg).build_tokenizer([r.caption for r in world.load("pretrain", "train")])
     torch.manual_seed(seed)
-    return build_model(cfg, tokenizer)
+    return assemble(cfg, tokenizer=tokenizer).model
 
 
 def make_batch(model, world, size: int = 8, start: int = 0) -> dict[str, Any]:
     """A pretraining batch (the dict the trainer builds) of ``size`` pairs of the
     world's pretraining corpus, with the evaluation image transform."""
-    from simla_bench.plugins.datasets.images import image_transform
     from simla_bench.training.data import Collate, PairDataset
 
     records = list(world.load("pretrain", "train"))[start:start + size]
-    dataset = PairDataset(records, image_transform(model.image_size, train=False), seed=0)
-    max_len = int(getattr(getattr(model, "cfg", None), "max_text_len", 25))
-    return Collate(model.tokenizer, max_len)([dataset[(i, 0)] for i in range(len(records))])
+    dataset = PairDataset(records, model.image_transform(train=False), seed=0)
+    return Collate(model.tokenizer, model.max_text_len)([dataset[(i, 0)] for i in range(len(records))])
 
 
 def make_step(model, batch: dict[str, Any], step: int = 0, alpha: float = 0.0, momentum: Any = "auto"):

@@ -17,9 +17,9 @@ def make_tiny_world(root: str | Path, seed: int = 0, image_size: int = 64, **cou
     ``counts`` override preset counts (e.g. ``pretrain=40``); see
     ``simla_bench.plugins.datasets.world.presets.PRESETS``.
     """
-    from simla_bench.plugins.datasets.world.source import WorldSource
+    from simla_bench.registry import get_registry
 
-    source = WorldSource("world", {"preset": "tiny", "root": str(root), "seed": seed,
+    source = get_registry().load("dataset", "world")("world", {"preset": "tiny", "root": str(root), "seed": seed,
                                    "image_size": image_size, "counts": dict(counts)})
     source.prepare(progress=lambda *a, **k: None)
     return source

@@ -86,7 +86,7 @@ class PairDataset(Dataset):
         self.transform = transform
         self.seed = int(seed)
         if loader is None:
-            from simla_bench.plugins.datasets.images import load_image
+            from simla_bench.imagefiles import load_image
 
             loader = load_image
         self.loader = loader
@@ -165,7 +165,8 @@ class Collate:
     def __call__(self, items: list[tuple[torch.Tensor, str, str, int]]) -> dict[str, Any]:
         images = torch.stack([it[0] for it in items])
         captions = [it[1] for it in items]
-        tok = self.tokenizer(captions, padding="longest", truncation=True, max_length=self.max_len,
+        clean = getattr(self.tokenizer, "clean_text", None)  # the model's caption cleaning (e.g. ALBEF's)
+        tok = self.tokenizer(clean(captions, "caption") if clean else captions, padding="longest", truncation=True, max_length=self.max_len,
                              return_tensors="pt")
         return {
             "images": images,
@@ -183,9 +184,7 @@ def build_loader(records: Sequence[Any], *, tokenizer: Any, max_text_len: int, i
                  pin_memory: bool = False) -> tuple[DataLoader, GlobalBatchSampler]:
     """An endless loader of this rank's micro-batches from position ``start``."""
     if transform is None:
-        from simla_bench.plugins.datasets.images import image_transform
-
-        transform = image_transform(image_size, train=augment)
+        raise ValueError("build_loader needs the model's image transform (model.image_transform(train, size))")
     dataset = PairDataset(records, transform, seed)
     sampler = GlobalBatchSampler(len(dataset), global_batch, seed, rank, world_size, start)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collate(tokenizer, max_text_len),

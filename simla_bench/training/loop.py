@@ -108,7 +108,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
     ``progress(step=, total=, losses=, pairs_per_s=, lr=)`` is called after
     each optimizer step; ``should_stop(step)`` (checked after each step) ends
     the run early with a checkpoint.  ``transform`` overrides the image
-    transform (default: ``plugins/datasets/images.py`` ``image_transform``).
+    transform (default: the model's ``image_transform``).
     """
     pcfg = cfg.pretrain
     active = {name: (obj, float(w)) for name, (obj, w) in objectives.items() if float(w) > 0}
@@ -199,10 +199,12 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
         dctx.barrier()
 
     loader, _ = build_loader(
-        records, tokenizer=model.tokenizer, max_text_len=cfg.model.max_text_len,
+        records, tokenizer=model.tokenizer, max_text_len=model.max_text_len,
         image_size=pcfg.image_size or getattr(model, "image_size", 64), augment=pcfg.augment,
         global_batch=global_batch, seed=seed, start=position, rank=dctx.rank, world_size=dctx.world_size,
-        num_workers=pcfg.num_workers, transform=transform, pin_memory=device.type == "cuda")
+        num_workers=pcfg.num_workers, pin_memory=device.type == "cuda",
+        transform=transform or model.image_transform(train=pcfg.augment,
+                                                     size=pcfg.image_size or getattr(model, "image_size", 64)))
     batches = iter(loader)
     names = list(active)
     model.train()
@@ -243,7 +245,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
             optimizer.step()
         scheduler.step()
         if momentum is not None and hasattr(model, "update_momentum"):
-            model.update_momentum(cfg.model.momentum)
+            model.update_momentum()
         step += 1
 
         means = (sums / accum).tolist()

@@ -12,16 +12,6 @@ from typing import Any, Mapping
 
 from simla_bench.training.errors import UnmetNeedsError
 
-#: how a user obtains each capability of the built-in VLPModel
-HOW_TO_GET: dict[str, str] = {
-    "text": "configure a text encoder under model.text",
-    "fusion": "use model.layout: single_stream, or model.layout: split with model.fusion_layers > 0",
-    "momentum": "set model.momentum to a value above 0 (paper: 0.995)",
-    "itm_head": "use a model that builds the ITM head (the built-in VLPModel does)",
-    "mlm_head": "use a model that builds the MLM head (the built-in VLPModel does)",
-    "mim_head": "use a model that builds the masked-image-modelling head (the built-in VLPModel does)",
-    "concept_head": "use a model that builds the PSL concept head (the built-in VLPModel does)",
-}
 
 
 def missing_needs(objectives: Mapping[str, Any], capabilities: frozenset[str] | set[str]) -> dict[str, list[str]]:
@@ -42,7 +32,8 @@ def check_needs(objectives: Mapping[str, Any], model: Any) -> None:
         return
     parts = [f"objective '{name}' needs {', '.join(lack)}" for name, lack in gaps.items()]
     missing = sorted({c for lack in gaps.values() for c in lack})
-    how = "; ".join(f"{c}: {HOW_TO_GET.get(c, 'use a model that provides it')}" for c in missing)
+    hints = getattr(model, "capability_hints", None) or {}  # the model recipe's explanations
+    how = "; ".join(f"{c}: {hints.get(c, 'use a model that provides it')}" for c in missing)
     have = ", ".join(sorted(caps)) or "nothing"
     raise UnmetNeedsError(
         f"{'; '.join(parts)}, which the model does not provide (it provides: {have})",

@@ -73,6 +73,23 @@ class WorldSource(DatasetSource):
         except (OSError, json.JSONDecodeError):
             return None
 
+    def is_generated(self) -> bool:
+        """Whether the folder already holds this exact world (``prepare`` will reuse it)."""
+        return self._current() is not None
+
+    @classmethod
+    def open(cls, root) -> "WorldSource":
+        """The source of an already generated world folder (read from its manifest)."""
+        from .contact_sheet import open_world
+
+        return open_world(root)
+
+    def contact_sheet(self, out, dpi: int = 72):
+        """Write a PNG contact sheet of sample scenes of this world to ``out``."""
+        from .contact_sheet import contact_sheet
+
+        return contact_sheet(self.root, out, dpi=dpi)
+
     def _current(self) -> dict | None:
         m = self.read_manifest()
         if m is not None and all(m.get(k) == v for k, v in self.params().items()):

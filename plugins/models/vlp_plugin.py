@@ -1,0 +1,97 @@
+"""The ``vlp`` model recipe: builds :class:`~simla_bench.plugins.backbones.vlp.VLPModel`
+(SIMLA's single stream or ALBEF's split layout) with its tokenizer and
+pre-processing, and loads a full checkpoint into it.
+
+Owns the model's options (:mod:`.vlp_options`), the tokenizer it uses
+(trained on the pretraining captions or read from a local directory, with
+ALBEF's special-token rule and caption cleaning when asked for), its image
+transform and text length (exposed on the built model), the explanations of
+how to obtain a capability, and the checkpoint load (:mod:`.checkpoint_load`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from simla_bench.interfaces import ModelPlugin
+from simla_bench.plugins.models.vlp_options import VLPOptions, parse_options
+
+#: how a user obtains each capability of the built-in model
+CAPABILITY_HINTS: dict[str, str] = {
+    "text": "configure a text encoder under model.options.text",
+    "fusion": "use model.options.layout: single_stream, or layout: split with fusion_layers > 0",
+    "itm_head": "use a layout with fusion layers (the ITM head reads the fused states)",
+    "fuse_image": "use a layout with fusion layers (image tokens cross-attend to the caption there)",
+    "two_image_fusion": "use a layout with fusion layers (NLVR2 duplicates them)",
+    "momentum": "set model.options.momentum to a value above 0 (paper: 0.995)",
+    "mlm_head": "the vlp model always builds the MLM head",
+    "mim_head": "the vlp model always builds the masked-image-modelling head",
+    "concept_head": "the vlp model always builds the PSL concept head",
+}
+
+
+#: ALBEF's word limit for captions and questions (its configs' max_words / max_ques_words)
+ALBEF_MAX_WORDS = 30
+
+
+def albef_clean(texts: list[str], kind: str = "caption") -> list[str]:
+    """ALBEF's text cleaning: ``pre_question`` for VQA questions, ``pre_caption`` otherwise."""
+    from simla_bench.plugins.models.preprocess import pre_caption, pre_question
+
+    fn = pre_question if kind == "question" else pre_caption
+    return [fn(t, ALBEF_MAX_WORDS) for t in texts]
+
+
+class VLPRecipe(ModelPlugin):
+    """ViT + BERT vision-language model (SIMLA / ALBEF); options in :class:`VLPOptions`."""
+
+    defaults = VLPOptions().model_dump(mode="json")
+    capability_hints = CAPABILITY_HINTS
+    row_fixed_options = ("tokenizer", "vocab_size", "max_text_len", "special_tokens", "text_clean", "preset")
+
+    def validate_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        self.cfg: VLPOptions = parse_options(given, f"model '{self.name}'")
+        return self.cfg.model_dump(mode="json")
+
+    @property
+    def max_text_len(self) -> int:
+        return int(self.cfg.max_text_len)
+
+    def describe(self) -> str:
+        c = self.cfg
+        return f"model '{self.name}' with layout={c.layout}, fusion_layers={c.fusion_layers}"
+
+    # --------------------------------------------------------------- tokenizer
+    def tokenizer_needs_captions(self) -> bool:
+        return not self.cfg.tokenizer
+
+    def build_tokenizer(self, captions: Any = None, save_dir: Path | None = None) -> Any:
+        from simla_bench.plugins.backbones.tokenizer import get_tokenizer, set_special_token_rule
+
+        tok = get_tokenizer(self.cfg, captions, save_dir=save_dir)
+        if self.cfg.special_tokens != "bert":
+            set_special_token_rule(tok, self.cfg.special_tokens)
+        if self.cfg.text_clean == "albef":
+            tok.clean_text = albef_clean  # read by the trainer's collate and the tasks' tokenize
+        return tok
+
+    # ------------------------------------------------------------------- model
+    def build(self, tokenizer: Any) -> Any:
+        from simla_bench.plugins.backbones.vlp import build_model
+
+        cfg = self.cfg
+        if cfg.pos_embed_resize != "timm":
+            image = cfg.image.model_copy(update={"options": {**cfg.image.options,
+                                                              "pos_embed_resize": cfg.pos_embed_resize}})
+            cfg = cfg.model_copy(update={"image": image})
+        model = build_model(cfg, tokenizer)
+        model.capability_hints = dict(self.capability_hints)
+        return model
+
+    def load_weights(self, model: Any) -> Any:
+        if not self.cfg.checkpoint:
+            return None
+        from simla_bench.plugins.models.checkpoint_load import load_checkpoint
+
+        return load_checkpoint(model, self.cfg.checkpoint, format=self.cfg.format, strict=self.cfg.strict)
