@@ -438,7 +438,9 @@ class BertTransformer(nn.Module):
         """Load a Hugging Face ``BertModel`` / ``BertForMaskedLM`` / ALBEF state
         dict by name.  Prefixes ``bert.``, ``text_encoder.bert.``, ``module.``
         are stripped; the pooler is ignored; a ``BertForMaskedLM`` head is kept
-        for :meth:`make_lm_head`.  Missing cross-attention
+        for :meth:`make_lm_head` when it is this BERT's own (``cls.predictions.*``
+        at the top or under ``text_encoder.``; an ALBEF momentum head under
+        ``text_encoder_m.`` is skipped).  Missing cross-attention
         weights are expected (a text-only checkpoint has none); any other
         missing weight is an error when ``strict_text``."""
         mapped: dict[str, torch.Tensor] = {}
@@ -449,6 +451,13 @@ class BertTransformer(nn.Module):
             k = key
             head_key = k.split("cls.predictions.", 1)
             if len(head_key) == 2:  # BertForMaskedLM's head: kept for make_lm_head
+                owner = head_key[0]
+                for prefix in ("module.", "text_encoder."):
+                    if owner.startswith(prefix):
+                        owner = owner[len(prefix):]
+                if owner:  # another module's head (ALBEF's momentum text_encoder_m., a decoder): not this BERT's
+                    skipped.append(key)
+                    continue
                 name = head_key[1].replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
                 lm_head[name] = value
                 continue

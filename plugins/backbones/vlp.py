@@ -103,6 +103,31 @@ class VLPModel(nn.Module):
         object.__setattr__(self, "_ema_pairs", None)
         if mim_vocab_size:
             self.set_mim_vocab(mim_vocab_size)
+        self._fit_image_positions()
+
+    def _fit_image_positions(self) -> None:
+        """single_stream: the image->text pass embeds the 1+N image tokens with
+        BERT's position embeddings (SIMLA), so the position table must have at
+        least 1+N rows.  A shorter table (the world BERT's 64) is extended; the
+        new rows are zero when the table is (a from-scratch world BERT), else
+        N(0, initializer_range) from a fixed local generator, so the global RNG
+        stream and every other parameter are unchanged."""
+        if self.layout != "single_stream" or not self.has_fusion:
+            return
+        table = self.text_encoder.embeddings.position_embeddings
+        need, have = 1 + self.num_patches, table.num_embeddings
+        if need <= have:
+            return
+        old = table.weight.detach()
+        if bool((old == 0).all()):
+            extra = torch.zeros(need - have, old.shape[1])
+        else:
+            std = float(getattr(self.text_encoder.config, "initializer_range", 0.02))
+            extra = torch.randn(need - have, old.shape[1], generator=torch.Generator().manual_seed(0)) * std
+        table.weight = nn.Parameter(torch.cat([old, extra.to(old)]), requires_grad=table.weight.requires_grad)
+        table.num_embeddings = need
+        self.text_encoder.config.max_position_embeddings = need
+        object.__setattr__(self, "_ema_pairs", None)
 
     @staticmethod
     def _init_linear(module: nn.Linear) -> None:
@@ -134,6 +159,7 @@ class VLPModel(nn.Module):
     def image_size(self) -> int:
         return self.visual_encoder.image_size
 
+
     @property
     def patch_grid(self) -> tuple[int, int]:
         return self.visual_encoder.patch_grid
@@ -150,8 +176,10 @@ class VLPModel(nn.Module):
     def set_image_size(self, size: int) -> None:
         """Change the working resolution (position embeddings are resampled)."""
         self.visual_encoder.set_image_size(size)
+        self._fit_image_positions()
         if self._momentum is not None:
             self._momentum.visual_encoder.set_image_size(size)
+            self._momentum._fit_image_positions()
             object.__setattr__(self, "_ema_pairs", None)
 
     def set_mim_vocab(self, n: int) -> None:
@@ -228,28 +256,50 @@ class VLPModel(nn.Module):
         return self
 
     def fuse_image(self, image_embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                   text_embeds: torch.Tensor | None = None) -> torch.Tensor:
+                   text_embeds: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """Image -> text direction (masked image modelling): image tokens are the
         queries of the fusion layers and cross-attend to the caption.
 
-        single_stream (SIMLA): through all BERT layers, keys/values = the
-        caption's BERT embedding-layer output.  split: through the fusion
-        layers, keys/values = the text encoder output (``text_embeds``,
-        computed if None).  Returns ``[B, 1+N, Dt]``.
+        single_stream (SIMLA): the image tokens first take BERT's embedding
+        step in place of word embeddings (position embeddings of positions
+        0..N, token type 0 as for text, the embedding LayerNorm and dropout),
+        then all BERT layers; keys/values = the caption's BERT embedding-layer
+        output.  split: straight into the fusion layers, keys/values = the text
+        encoder output (``text_embeds``, computed if None).  Returns
+        ``[B, 1+N, Dt]``.  ``context`` (single_stream): the caption states to
+        attend to instead of this model's embedding-layer output (SIMLA's
+        momentum MIM pass attends to the online model's).
         """
         self._require_fusion()
         start, end = self.fusion_range
         if self.layout == "single_stream":
-            context = self.text_encoder.embeddings(input_ids)
+            if context is None:
+                context = self.text_encoder.embeddings(input_ids)
         else:
             context = text_embeds if text_embeds is not None else self.encode_text(input_ids, attention_mask)
         queries = image_embeds
         if self.vision_width != self.text_width:
             queries = self.image_to_text(queries)
             context = self.text_to_image(context)
+        if self.layout == "single_stream":
+            queries = self._embed_image_queries(queries)
         out = self.text_encoder(hidden=queries, attention_mask=None, context=context, context_mask=attention_mask,
                                 start_layer=start, end_layer=end)
         return out.hidden
+
+    def _embed_image_queries(self, queries: torch.Tensor) -> torch.Tensor:
+        """BERT's embedding step on ``[B, 1+N, Dt]`` image tokens (SIMLA's MIM
+        pass: ``inputs_embeds`` + positions 0..N, LayerNorm, dropout); token
+        type 0 is added as for text (zero after loading a SIMLA checkpoint,
+        whose BERT has no token types)."""
+        emb = self.text_encoder.embeddings
+        n = queries.shape[1]
+        if n > emb.position_embeddings.num_embeddings:
+            raise ConfigError(f"the image->text pass has {n} image tokens but the BERT has only "
+                              f"{emb.position_embeddings.num_embeddings} position embeddings",
+                              hint=f"set the model.text config max_position_embeddings to at least {n}")
+        x = queries + emb.position_embeddings.weight[:n].unsqueeze(0) + emb.token_type_embeddings.weight[0]
+        return emb.dropout(emb.LayerNorm(x))
 
     # ------------------------------------------------------------------- heads
     def image_feat(self, image_embeds: torch.Tensor) -> torch.Tensor:
@@ -358,6 +408,12 @@ class VLPModel(nn.Module):
         weight = state_dict.get("mim_head.weight")
         if weight is not None and self.mim_vocab_size != int(weight.shape[0]):
             self.set_mim_vocab(int(weight.shape[0]))
+        key = "text_encoder.embeddings.position_embeddings.weight"
+        own = self.text_encoder.embeddings.position_embeddings.weight
+        saved = state_dict.get(key)
+        if saved is not None and saved.dim() == 2 and saved.shape[1] == own.shape[1] and saved.shape[0] < own.shape[0]:
+            # saved before the table was extended for the image positions: keep the extension rows
+            state_dict = {**state_dict, key: torch.cat([saved.to(own), own.detach()[saved.shape[0]:]])}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _apply(self, fn, *args, **kwargs):
