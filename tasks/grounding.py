@@ -8,7 +8,8 @@
   image's pixel size; every proposal scored by ``sum(heat) / sqrt(area)`` and
   the best one chosen (:mod:`simla_bench.metrics.grounding`).
 * Metrics ``<split>/acc``: share of expressions whose chosen box has IoU >= 0.5
-  with the ground truth (pycocotools), for val, testA, testB (and test_comp),
+  with the ground truth (option ``iou``: ALBEF's ``computeIoU`` rule by default,
+  or ``coco`` for pycocotools), for val, testA, testB (and test_comp),
   plus ``mean/acc`` over val/testA/testB.  Primary: ``val/acc`` (the split
   ALBEF selects its checkpoint on and the first one papers report);
   ``per_example`` holds one 0/1 hit per val expression.
@@ -35,7 +36,7 @@ REQUIRED = ("val", "testA", "testB")
 class GroundingTask(Task):
     """Weakly supervised grounding: Grad-CAM proposal ranking; acc@IoU0.5."""
 
-    version = "1"
+    version = "2"  # 2: iou option, default ALBEF's computeIoU rule (was pycocotools)
     primary_metric = "val/acc"
     needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
     data_kind = "grounding"
@@ -49,6 +50,8 @@ class GroundingTask(Task):
         layer = self.options["gradcam_layer"]
         if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
             raise ConfigError(f"task '{name}': gradcam_layer must be an integer layer index or null, got {layer!r}")
+        if self.options["iou"] not in ("albef", "coco"):
+            raise ConfigError(f"task '{name}': iou must be albef or coco, got {self.options['iou']!r}")
 
     def finetune(self, model, ctx: TaskContext, device, gen) -> ft.TrainLog:
         records = ctx.data.load("grounding", "train")
@@ -97,7 +100,7 @@ class GroundingTask(Task):
         per_example: dict[str, list[float]] = {}
         layer = resolve_layer(model, self.options["gradcam_layer"])
         extra: dict[str, Any] = {"finetune": log.summary(), "gradcam_layer": layer,
-                                 "skipped_splits": []}
+                                 "skipped_splits": [], "iou": self.options["iou"]}
         seconds = {"finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys([*REQUIRED, *self.options["eval_splits"]]):
             t0 = time.perf_counter()
@@ -107,7 +110,7 @@ class GroundingTask(Task):
             if not records:
                 raise DataError(f"grounding: split '{split_name}' is empty")
             boxes = self.predict_boxes(model, records, tok, device)
-            result = grounding_accuracy(boxes, [r.box for r in records])
+            result = grounding_accuracy(boxes, [r.box for r in records], iou=self.options["iou"])
             metrics[f"{split_name}/acc"] = result["acc"]
             if split_name == "val":
                 per_example[self.primary_metric] = [float(h) for h in result["hits"]]

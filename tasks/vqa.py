@@ -6,7 +6,8 @@
   soft targets (each answer's official accuracy for the question), summed over
   answers and averaged over questions.
 * Prediction: the arg-max answer; scored with the official VQA accuracy
-  (:func:`simla_bench.metrics.vqa.vqa_accuracy`), overall and per answer type.
+  (:func:`simla_bench.metrics.vqa.vqa_accuracy`; option ``vqa_eval`` picks the
+  official version, ``albef`` by default, or ``current``), overall and per answer type.
 * Metrics ``<split>/overall`` and ``<split>/<answer type>`` (a ``/`` in an
   answer type such as ``yes/no`` becomes ``_``: ``test/yes_no``) for val,
   test and test_comp.  Primary: ``test/overall``; ``per_example`` holds each
@@ -42,7 +43,7 @@ def annotations_of(records) -> list[dict]:
 class VQATask(Task):
     """VQA v2: classifier over the answer vocabulary; official VQA accuracy."""
 
-    version = "1"
+    version = "2"  # 2: vqa_eval option (official vqaEval version)
     primary_metric = "test/overall"
     needs = frozenset({"text", "fusion"})
     data_kind = "vqa"
@@ -53,6 +54,8 @@ class VQATask(Task):
         ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
         if self.options["max_answers"] < 0:
             raise ConfigError(f"task '{name}': max_answers must be >= 0 (0 = every training answer)")
+        if self.options["vqa_eval"] not in ("albef", "current"):
+            raise ConfigError(f"task '{name}': vqa_eval must be albef or current, got {self.options['vqa_eval']!r}")
 
     def logits(self, model, head, images, ids, mask) -> torch.Tensor:
         out = model.fuse(ids, mask, model.encode_image(images))
@@ -115,7 +118,8 @@ class VQATask(Task):
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
         extra: dict[str, Any] = {"vocab_size": len(vocab), "finetune": log.summary(), "skipped_splits": [],
-                                 "train_ceiling": round(100 * vocab.coverage([r.answers for r in train]), 2)}
+                                 "train_ceiling": round(100 * vocab.coverage([r.answers for r in train]), 2),
+                                 "vqa_eval": o["vqa_eval"]}
         seconds = {"finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
@@ -123,7 +127,7 @@ class VQATask(Task):
             if split is None:
                 continue
             preds = self.predict(model, head, vocab, split.records, tok, device)
-            result = vqa_accuracy(preds, annotations_of(split.records))
+            result = vqa_accuracy(preds, annotations_of(split.records), version=o["vqa_eval"])
             metrics[f"{split_name}/overall"] = result.overall
             for atype, acc in result.per_answer_type.items():
                 metrics[f"{split_name}/{type_key(atype)}"] = acc

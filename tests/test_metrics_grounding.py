@@ -1,5 +1,6 @@
-"""Grounding: pycocotools IoU, the inclusive 0.5 threshold, edge-touching boxes,
-and proposal scoring against a literal transcription of ALBEF's loop."""
+"""Grounding: IoU (ALBEF's rule by default, pycocotools as ``iou="coco"``), the
+inclusive 0.5 threshold, edge-touching boxes, and proposal scoring against a
+literal transcription of ALBEF's loop."""
 
 from __future__ import annotations
 
@@ -43,14 +44,14 @@ def test_albef_iou_agrees_except_for_one_pixel_overlaps():
     rng = np.random.default_rng(0)
     a = np.column_stack([rng.uniform(0, 50, 300), rng.uniform(0, 50, 300), rng.uniform(3, 60, 300), rng.uniform(3, 60, 300)])
     b = np.column_stack([rng.uniform(0, 50, 300), rng.uniform(0, 50, 300), rng.uniform(3, 60, 300), rng.uniform(3, 60, 300)])
-    ours = box_iou(a, b)
+    ours = box_iou(a, b, "coco")
     for x, y, v in zip(a, b, ours):
         ow = min(x[0] + x[2], y[0] + y[2]) - max(x[0], y[0])
         oh = min(x[1] + x[3], y[1] + y[3]) - max(x[1], y[1])
         if ow > 1 and oh > 1 or ow <= 0 or oh <= 0:
             assert albef_compute_iou(x, y) == pytest.approx(v, abs=1e-12)
     # a one-pixel-wide overlap: pycocotools counts it, ALBEF's computeIoU does not
-    assert box_iou([[0, 0, 10, 10]], [[9, 0, 10, 10]])[0] == pytest.approx(10 / 190)
+    assert box_iou([[0, 0, 10, 10]], [[9, 0, 10, 10]], "coco")[0] == pytest.approx(10 / 190)
     assert albef_compute_iou([0, 0, 10, 10], [9, 0, 10, 10]) == 0.0
 
 
