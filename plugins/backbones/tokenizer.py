@@ -5,7 +5,9 @@ normalisation, pre-tokenisation, WordPiece model and ``[CLS] ... [SEP]``
 post-processing, over a vocabulary learnt deterministically by
 :func:`learn_wordpiece_vocab`),
 :func:`load_tokenizer` (a Hugging Face tokenizer directory), and
-:func:`get_tokenizer`, which does whichever the model config asks for.  The
+:func:`get_tokenizer`, which does whichever the model config asks for, and
+:func:`set_special_token_rule`, which switches a tokenizer between BERT's
+``[CLS] text [SEP]`` and ALBEF's ``[CLS] text`` (no trailing ``[SEP]``).  The
 result is always a ``transformers.BertTokenizerFast`` (or any fast tokenizer
 for a user-supplied directory) with ``[PAD] [UNK] [CLS] [SEP] [MASK]``, and is
 saved with the run by ``save_pretrained``.
@@ -163,6 +165,9 @@ def load_tokenizer(path: str | Path):
     if missing:
         raise ConfigError(f"tokenizer '{path}' lacks {', '.join(missing)}",
                           hint="the model needs [PAD] [CLS] [SEP] [MASK] [UNK]-style special tokens")
+    rule = (getattr(tok, "init_kwargs", None) or {}).get("special_token_rule")
+    if rule:  # saved by a tokenizer that set_special_token_rule changed
+        set_special_token_rule(tok, rule)
     return tok
 
 
@@ -179,3 +184,66 @@ def get_tokenizer(model_cfg, captions: Iterable[str] | None = None, save_dir: st
         raise ConfigError("model.tokenizer is null, so a tokenizer must be trained, but no captions were given",
                           hint="set model.tokenizer to a local tokenizer directory")
     return train_wordpiece(captions, vocab_size=model_cfg.vocab_size, save_dir=save_dir)
+
+
+#: the special-token rules :func:`set_special_token_rule` knows: single-text and pair templates
+SPECIAL_TOKEN_RULES = {
+    # BERT (the default of every tokenizer here): [CLS] A [SEP] / [CLS] A [SEP] B [SEP]
+    "bert": ("{cls} $A {sep}", "{cls} $A {sep} $B:1 {sep}:1"),
+    # ALBEF's and SIMLA's own BertTokenizer (models/tokenization_bert.py): a single text is
+    # [CLS] A with no trailing [SEP]; a pair is still [CLS] A [SEP] B [SEP]
+    "albef": ("{cls} $A", "{cls} $A {sep} $B:1 {sep}:1"),
+}
+
+
+def set_special_token_rule(tokenizer, rule: str):
+    """Make ``tokenizer(texts, ...)`` add special tokens by ``rule``: ``"bert"``
+    (``[CLS] A [SEP]``, what every tokenizer here does by default) or
+    ``"albef"`` (``[CLS] A``, no trailing ``[SEP]``, as ALBEF's and SIMLA's
+    tokenizer builds a single text).  Pairs stay ``[CLS] A [SEP] B [SEP]``.
+
+    Works on a Hugging Face fast tokenizer by replacing its backend
+    post-processor with a ``TemplateProcessing``; truncation counts the
+    special tokens of the rule, so ``max_length=n`` with ``"albef"`` keeps
+    ``[CLS]`` and ``n - 1`` text tokens, as ALBEF's truncation does.  The rule
+    is recorded as ``special_token_rule`` in ``tokenizer_config.json`` by
+    ``save_pretrained`` and applied again by :func:`load_tokenizer`
+    (transformers' ``BertTokenizer`` rebuilds its post-processor on loading, so
+    the template in ``tokenizer.json`` alone does not survive a reload).
+    Changes ``tokenizer`` in place and returns it."""
+    if rule not in SPECIAL_TOKEN_RULES:
+        raise ConfigError(f"special-token rule must be one of {', '.join(SPECIAL_TOKEN_RULES)}, got {rule!r}")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ConfigError(f"tokenizer {type(tokenizer).__name__} is not a fast (tokenizers-backed) tokenizer",
+                          hint="the special-token rule needs a Hugging Face fast tokenizer (tokenizer.json)")
+    from tokenizers import processors
+
+    cls, sep = tokenizer.cls_token, tokenizer.sep_token
+    if cls is None or sep is None:
+        raise ConfigError("the special-token rule needs a tokenizer with cls_token and sep_token")
+    cls, sep = str(cls), str(sep)
+    single, pair = (t.format(cls=cls, sep=sep) for t in SPECIAL_TOKEN_RULES[rule])
+    backend.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair,
+        special_tokens=[(cls, tokenizer.convert_tokens_to_ids(cls)), (sep, tokenizer.convert_tokens_to_ids(sep))],
+    )
+    init_kwargs = getattr(tokenizer, "init_kwargs", None)
+    if isinstance(init_kwargs, dict):
+        init_kwargs["special_token_rule"] = rule  # saved in tokenizer_config.json
+    return tokenizer
+
+
+def special_token_rule(tokenizer) -> str | None:
+    """The rule ``tokenizer`` follows for a single text: ``"bert"``,
+    ``"albef"``, or None when it is neither (checked by encoding one word)."""
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    if tokenizer.unk_token is None:
+        return None
+    probe = tokenizer.convert_tokens_to_ids(tokenizer.unk_token)
+    ids = list(tokenizer(str(tokenizer.unk_token), add_special_tokens=True)["input_ids"])
+    if ids == [cls_id, probe, sep_id]:
+        return "bert"
+    if ids == [cls_id, probe]:
+        return "albef"
+    return None

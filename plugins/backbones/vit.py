@@ -4,7 +4,9 @@ Owns :class:`ViTEncoder` (a timm ``VisionTransformer``-style model built by name
 with ``pretrained=False``), its ``forward(images, patch_mask=None) -> [B, 1+N, D]``
 (CLS + patch tokens after the final norm), the learnable mask token that
 replaces masked patch embeddings before the position embeddings and blocks
-(BEiT/SIMLA), position-embedding interpolation to the working resolution, local
+(BEiT/SIMLA), position-embedding interpolation to the working resolution (timm's
+antialiased resample, or ALBEF's plain bicubic :func:`resize_pos_embed_albef`:
+option ``pos_embed_resize``), local
 weight loading (timm ``.pth``/``.bin``/``.safetensors``, DeiT/ALBEF checkpoint
 dicts), and the registered image-backbone factories ``vit_world_tiny``,
 ``vit_base_patch16_256`` and ``vit_timm``.
@@ -22,14 +24,68 @@ from simla_bench.plugins.backbones.weights import read_state_dict, strip_prefixe
 
 _PREFIXES = ("module.", "visual_encoder.", "model.", "vit.")
 
+#: how position embeddings are resized to another patch grid: ``timm``
+#: (``resample_abs_pos_embed``: bicubic with antialiasing) or ``albef`` (ALBEF's
+#: ``interpolate_pos_embed``: plain bicubic ``F.interpolate``, align_corners=False)
+POS_EMBED_RESIZE_CHOICES = ("timm", "albef")
+
+
+def _grid(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def resize_pos_embed_albef(pos_embed: torch.Tensor, new_grid: int | tuple[int, int],
+                           num_prefix_tokens: int = 1, old_grid: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Resize ``pos_embed [1, prefix + H*W, D]`` to the patch grid ``new_grid``
+    the way ALBEF's ``interpolate_pos_embed`` does: the first
+    ``num_prefix_tokens`` rows (CLS and any extra tokens) are kept as they are;
+    the patch rows, read as a row-major ``H x W`` grid (square unless
+    ``old_grid`` says otherwise), are resized with plain
+    ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False)``
+    (no antialiasing, unlike timm's ``resample_abs_pos_embed``).  Returned
+    unchanged when the grid already matches.  Computed in float32, returned in
+    the input's dtype."""
+    if pos_embed.dim() != 3:
+        raise ValueError(f"pos_embed must be [1, tokens, dim], got shape {tuple(pos_embed.shape)}")
+    new_h, new_w = _grid(new_grid)
+    prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    n = patches.shape[1]
+    if old_grid is None:
+        side = int(round(n ** 0.5))
+        if side * side != n:
+            raise ValueError(f"{n} patch position embeddings do not form a square grid; give old_grid")
+        old_h, old_w = side, side
+    else:
+        old_h, old_w = _grid(old_grid)
+        if old_h * old_w != n:
+            raise ValueError(f"old_grid {old_h}x{old_w} does not match {n} patch position embeddings")
+    if (old_h, old_w) == (new_h, new_w):
+        return pos_embed
+    dim = patches.shape[-1]
+    grid = patches.float().reshape(-1, old_h, old_w, dim).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, size=(new_h, new_w), mode="bicubic", align_corners=False)
+    patches = grid.permute(0, 2, 3, 1).flatten(1, 2).to(pos_embed.dtype)
+    return torch.cat([prefix, patches], dim=1)
+
+
+def _check_resize_method(method: str) -> str:
+    if method not in POS_EMBED_RESIZE_CHOICES:
+        raise ConfigError(f"pos_embed_resize must be one of {', '.join(POS_EMBED_RESIZE_CHOICES)}, got {method!r}")
+    return method
+
 
 class ViTEncoder(nn.Module):
     """A timm vision transformer exposing CLS + patch tokens and a mask token."""
 
     def __init__(self, model_name: str, img_size: int | None = None, weights: str | None = None,
-                 **timm_kwargs: Any):
+                 pos_embed_resize: str = "timm", **timm_kwargs: Any):
         super().__init__()
         import timm
+
+        self.pos_embed_resize = _check_resize_method(pos_embed_resize)
 
         if model_name.split(".")[0] not in timm.list_models():
             import difflib
@@ -81,22 +137,51 @@ class ViTEncoder(nn.Module):
     def patch_size(self) -> int:
         return int(self.vit.patch_embed.patch_size[0])
 
-    def set_image_size(self, size: int) -> None:
-        """Change the working resolution; the position embeddings are resampled
-        (bicubic, as timm and ALBEF do)."""
+    @property
+    def _pos_prefix_tokens(self) -> int:
+        """Rows of ``pos_embed`` before the patch grid (0 when timm adds no
+        position embedding to the CLS/extra tokens)."""
+        vit = self.vit
+        return 0 if getattr(vit, "no_embed_class", False) else int(getattr(vit, "num_prefix_tokens", 1))
+
+    def set_image_size(self, size: int, method: str | None = None) -> None:
+        """Change the working resolution; the position embeddings are resized
+        by ``method`` (default: this encoder's ``pos_embed_resize``): ``timm``
+        (timm's antialiased bicubic resample) or ``albef``
+        (:func:`resize_pos_embed_albef`, ALBEF's plain bicubic interpolate)."""
+        method = _check_resize_method(method or self.pos_embed_resize)
         if int(size) % self.patch_size:
             raise ConfigError(f"image size {size} is not a multiple of the patch size {self.patch_size}")
-        if int(size) != self.image_size:
-            self.vit.set_input_size(img_size=(int(size), int(size)))
+        if int(size) == self.image_size:
+            return
+        vit = self.vit
+        old = vit.pos_embed.detach().clone() if method == "albef" and vit.pos_embed is not None else None
+        old_grid = self.patch_grid
+        vit.set_input_size(img_size=(int(size), int(size)))
+        if old is not None:
+            new = resize_pos_embed_albef(old, self.patch_grid, self._pos_prefix_tokens, old_grid=old_grid)
+            vit.pos_embed = nn.Parameter(new, requires_grad=vit.pos_embed.requires_grad)
 
     # ------------------------------------------------------------------ weights
-    def load_weights(self, path: str) -> dict[str, list[str]]:
-        """Load local timm/DeiT/ALBEF weights; position embeddings are resampled
-        to this model's grid.  The classifier head and mask token may be absent."""
+    def load_weights(self, path: str, pos_embed_resize: str | None = None) -> dict[str, list[str]]:
+        """Load local timm/DeiT/ALBEF weights; position embeddings of another
+        (square) grid are resized to this model's grid by ``pos_embed_resize``
+        (default: this encoder's option; ``albef`` = ALBEF's
+        ``interpolate_pos_embed`` rule).  The classifier head and mask token may
+        be absent."""
         from timm.models.vision_transformer import checkpoint_filter_fn
 
+        method = _check_resize_method(pos_embed_resize or self.pos_embed_resize)
         state = strip_prefixes(read_state_dict(path), _PREFIXES)
         mask_token = state.pop("mask_token", None)
+        pe = state.get("pos_embed")
+        own_pe = self.vit.pos_embed
+        if (method == "albef" and isinstance(pe, torch.Tensor) and own_pe is not None and pe.dim() == 3
+                and pe.shape[1] != own_pe.shape[1] and pe.shape[-1] == own_pe.shape[-1]):
+            try:
+                state["pos_embed"] = resize_pos_embed_albef(pe, self.patch_grid, self._pos_prefix_tokens)
+            except ValueError as exc:
+                raise UserError(f"weights '{path}': cannot resize pos_embed {tuple(pe.shape)}: {exc}") from None
         try:
             state = checkpoint_filter_fn(state, self.vit)
         except Exception as exc:  # noqa: BLE001
@@ -144,21 +229,24 @@ class ViTEncoder(nn.Module):
 
 # --------------------------------------------------------------------- factories
 def vit_timm(model_name: str = "vit_base_patch16_224", img_size: int | None = None, weights: str | None = None,
-             drop_path_rate: float = 0.0, **timm_kwargs: Any) -> ViTEncoder:
-    """Any timm ViT by name (``pretrained=False``; ``weights`` = a local file)."""
-    return ViTEncoder(model_name, img_size=img_size, weights=weights, drop_path_rate=drop_path_rate, **timm_kwargs)
+             drop_path_rate: float = 0.0, pos_embed_resize: str = "timm", **timm_kwargs: Any) -> ViTEncoder:
+    """Any timm ViT by name (``pretrained=False``; ``weights`` = a local file).
+    ``pos_embed_resize``: ``timm`` or ``albef`` (see :class:`ViTEncoder`)."""
+    return ViTEncoder(model_name, img_size=img_size, weights=weights, drop_path_rate=drop_path_rate,
+                      pos_embed_resize=pos_embed_resize, **timm_kwargs)
 
 
 def vit_world_tiny(img_size: int = 64, weights: str | None = None, drop_path_rate: float = 0.0,
-                   **timm_kwargs: Any) -> ViTEncoder:
+                   pos_embed_resize: str = "timm", **timm_kwargs: Any) -> ViTEncoder:
     """Tiny ViT for the built-in world: 64px, patch 8, width 192, depth 4, 3 heads."""
     arch = dict(patch_size=8, embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0)
     arch.update(timm_kwargs)
-    return ViTEncoder("vit_tiny_patch16_224", img_size=img_size, weights=weights, drop_path_rate=drop_path_rate, **arch)
+    return ViTEncoder("vit_tiny_patch16_224", img_size=img_size, weights=weights, drop_path_rate=drop_path_rate,
+                      pos_embed_resize=pos_embed_resize, **arch)
 
 
 def vit_base_patch16_256(img_size: int = 256, weights: str | None = None, drop_path_rate: float = 0.0,
-                         **timm_kwargs: Any) -> ViTEncoder:
+                         pos_embed_resize: str = "timm", **timm_kwargs: Any) -> ViTEncoder:
     """ViT-B/16 with DeiT-base shape (768 wide, 12 layers, 12 heads) at 256px, as SIMLA/ALBEF."""
     return ViTEncoder("deit_base_patch16_224", img_size=img_size, weights=weights, drop_path_rate=drop_path_rate,
-                      **timm_kwargs)
+                      pos_embed_resize=pos_embed_resize, **timm_kwargs)
