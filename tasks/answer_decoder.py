@@ -345,3 +345,43 @@ def decoder_from_model(model, num_layers: int) -> tuple[AnswerDecoder, dict[str,
     decoder.load_state_dict(usable, strict=False)
     fresh = [k for k in own if k not in usable and k != "cls.predictions.decoder.weight"]
     return decoder, {"fresh": fresh}
+
+
+# ------------------------------------------------------------------ the VQA task's use
+def task_decoder(model, options: Mapping) -> tuple[AnswerDecoder, dict]:
+    """The decoder the VQA task starts from (``answer_head: decoder``), and a
+    description for the task's ``extra``.
+
+    * ``model.answer_decoder_state`` is a non-empty dict (a released ALBEF/SIMLA
+      checkpoint's ``text_decoder.*`` tensors): the decoder holds those weights
+      (its layer count is the checkpoint's; a different non-zero
+      ``decoder_layers`` is an error);
+    * otherwise, ``mode: zero_shot`` is an error (nothing to evaluate), and
+      ``mode: finetune`` starts from the model's top ``decoder_layers`` layers
+      (0 = :func:`default_decoder_layers`) and MLM head."""
+    state = getattr(model, "answer_decoder_state", None)
+    wanted = int(options.get("decoder_layers", 0) or 0)
+    width = int(getattr(model, "text_width", model.text_encoder.width))
+    if state:
+        decoder = decoder_from_state(state, model.text_encoder.config, width, num_layers=wanted or None)
+        return decoder, {"init": "checkpoint", "layers": decoder.num_layers, "fresh": 0}
+    if options.get("mode") == "zero_shot":
+        raise UserError("mode zero_shot with answer_head decoder needs the checkpoint's decoder weights, "
+                        "but the model has none (model.answer_decoder_state is empty)",
+                        hint="load an ALBEF/SIMLA VQA checkpoint that holds text_decoder.* weights, "
+                             "or use mode: finetune")
+    n = wanted or default_decoder_layers(model)
+    decoder, report = decoder_from_model(model, n)
+    return decoder, {"init": f"model top {n} layers + MLM head", "layers": n, "fresh": len(report["fresh"])}
+
+
+@torch.no_grad()
+def rank_in_chunks(decoder: AnswerDecoder, states: torch.Tensor, mask: torch.Tensor, answer_ids: torch.Tensor,
+                   answer_mask: torch.Tensor, k: int, max_sequences: int = 4096) -> torch.Tensor:
+    """``[Q]`` best answer rows, ranking at most ``max_sequences`` (question,
+    candidate) sequences per decoder pass."""
+    k = max(1, min(int(k), answer_ids.shape[0]))
+    step = max(1, max_sequences // k)
+    best = [decoder.rank_answers(states[i:i + step], mask[i:i + step], answer_ids, answer_mask, k).best
+            for i in range(0, states.shape[0], step)]
+    return torch.cat(best) if best else torch.zeros(0, dtype=torch.long)

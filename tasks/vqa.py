@@ -12,6 +12,19 @@
   answer type such as ``yes/no`` becomes ``_``: ``test/yes_no``) for val,
   test and test_comp.  Primary: ``test/overall``; ``per_example`` holds each
   test question's unrounded accuracy.
+
+Answer heads (option ``answer_head``):
+
+* ``classifier`` (default): the MLP head above.
+* ``decoder``: ALBEF/SIMLA's answer decoder
+  (:mod:`simla_bench.tasks.answer_decoder`): a causal BERT of
+  ``decoder_layers`` layers that cross-attends to the question's fused states;
+  trained with ALBEF's answer-weighted LM loss on each question's distinct
+  annotator answers; predicts by ranking the answer vocabulary (top
+  ``rank_k`` by first-token probability, re-scored by sequence likelihood).
+  ``mode: finetune`` starts it from the model's top layers and MLM head, or
+  from a loaded checkpoint's decoder (``model.answer_decoder_state``);
+  ``mode: zero_shot`` evaluates the checkpoint's decoder without training.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ import torch.nn.functional as F
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks import answer_decoder as ad
 from simla_bench.tasks.answers import AnswerVocab
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.heads import fusion_width, mlp_head
@@ -40,10 +54,14 @@ def annotations_of(records) -> list[dict]:
              "question_type": r.question_type} for r in records]
 
 
-class VQATask(Task):
-    """VQA v2: classifier over the answer vocabulary; official VQA accuracy."""
+ANSWER_HEADS = ("classifier", "decoder")
+MODES = ("finetune", "zero_shot")
 
-    version = "2"  # 2: vqa_eval option (official vqaEval version)
+
+class VQATask(Task):
+    """VQA v2: classifier over the answer vocabulary or ALBEF's answer decoder; official VQA accuracy."""
+
+    version = "3"  # 3: answer_head decoder (ALBEF's answer decoder), mode; 2: vqa_eval option (official vqaEval version)
     primary_metric = "test/overall"
     needs = frozenset({"text", "fusion"})
     data_kind = "vqa"
@@ -54,8 +72,25 @@ class VQATask(Task):
         ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
         if self.options["max_answers"] < 0:
             raise ConfigError(f"task '{name}': max_answers must be >= 0 (0 = every training answer)")
+        self._check_answer_head(name, self.options)
         if self.options["vqa_eval"] not in ("albef", "current"):
             raise ConfigError(f"task '{name}': vqa_eval must be albef or current, got {self.options['vqa_eval']!r}")
+
+    @staticmethod
+    def _check_answer_head(name: str, o) -> None:
+        if o["answer_head"] not in ANSWER_HEADS:
+            raise ConfigError(f"task '{name}': answer_head must be one of {', '.join(ANSWER_HEADS)}, "
+                              f"got {o['answer_head']!r}")
+        if o["mode"] not in MODES:
+            raise ConfigError(f"task '{name}': mode must be one of {', '.join(MODES)}, got {o['mode']!r}")
+        if o["mode"] == "zero_shot" and o["answer_head"] != "decoder":
+            raise ConfigError(f"task '{name}': mode zero_shot needs answer_head: decoder (a classifier head has "
+                              f"no pretrained weights)")
+        if isinstance(o["decoder_layers"], bool) or not isinstance(o["decoder_layers"], int) or o["decoder_layers"] < 0:
+            raise ConfigError(f"task '{name}': decoder_layers must be an integer >= 0 (0 = the model's fusion "
+                              f"layer count), got {o['decoder_layers']!r}")
+        if isinstance(o["rank_k"], bool) or not isinstance(o["rank_k"], int) or o["rank_k"] < 1:
+            raise ConfigError(f"task '{name}': rank_k must be an integer >= 1, got {o['rank_k']!r}")
 
     def logits(self, model, head, images, ids, mask) -> torch.Tensor:
         out = model.fuse(ids, mask, model.encode_image(images))
@@ -71,10 +106,18 @@ class VQATask(Task):
         max_len = text_max_len(model, o)
         preds: dict = {}
         bs = o["eval_batch_size"]
+        if isinstance(head, ad.AnswerDecoder):
+            a_ids, a_mask = ad.tokenize_answers(tok, vocab.answers, device,
+                                                max_len=head.config.max_position_embeddings)
         for start in range(0, len(records), bs):
             chunk = records[start:start + bs]
             ids, mask = tokenize(tok, [r.question for r in chunk], max_len, device)
-            best = self.logits(model, head, bank.tensor[rows[start:start + bs]].to(device), ids, mask).argmax(1)
+            images = bank.tensor[rows[start:start + bs]].to(device)
+            if isinstance(head, ad.AnswerDecoder):
+                states = model.fuse(ids, mask, model.encode_image(images)).hidden
+                best = ad.rank_in_chunks(head, states, mask, a_ids, a_mask, o["rank_k"])
+            else:
+                best = self.logits(model, head, images, ids, mask).argmax(1)
             for r, j in zip(chunk, best.tolist()):
                 preds[r.question_id] = vocab.answers[j]
         return preds
@@ -97,27 +140,48 @@ class VQATask(Task):
         bank = ImageBank([r.image for r in train], model.image_size)
         rows = bank.index([r.image for r in train])
         questions = [r.question for r in train]
-        probe_ids, probe_mask = tokenize(tok, questions[:1], max_len, device)
-        width = fusion_width(model, bank.tensor[rows[:1]].to(device), probe_ids, probe_mask)
-        head = mlp_head(width, len(vocab), hidden=2 * width, norm=True).to(device)
         steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
         batches = ft.ShuffledBatches(len(train), gen)
+        head_info: dict[str, Any] = {"answer_head": o["answer_head"], "mode": o["mode"]}
+        if o["answer_head"] == "decoder":
+            head, decoder_info = ad.task_decoder(model, o)
+            head = head.to(device)
+            head_info.update(decoder=decoder_info, rank_k=min(o["rank_k"], len(vocab)))
+            head_lr_mult = 1.0  # ALBEF: one learning rate for encoder and decoder
+            if o["mode"] == "zero_shot":
+                steps = 0
+            answer_max_len = head.config.max_position_embeddings
 
-        def step_loss(i: int) -> torch.Tensor:
-            pick = batches.draw(o["batch_size"])
-            ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device)
-            logits = self.logits(model, head, bank.tensor[rows[pick]].to(device), ids, mask)
-            tgt = targets[pick].to(device)
-            return F.binary_cross_entropy_with_logits(logits, tgt, reduction="sum") / len(pick)
+            def step_loss(i: int) -> torch.Tensor:
+                pick = batches.draw(o["batch_size"])
+                ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device)
+                states = model.fuse(ids, mask, model.encode_image(bank.tensor[rows[pick]].to(device))).hidden
+                flat, weights, counts = ad.answer_weights([train[j].answers for j in pick])
+                a_ids, a_mask = ad.tokenize_answers(tok, flat, device, max_len=answer_max_len)
+                return head.answer_loss(states, mask, a_ids, a_mask, counts,
+                                        torch.tensor(weights, device=device))
+        else:
+            probe_ids, probe_mask = tokenize(tok, questions[:1], max_len, device)
+            width = fusion_width(model, bank.tensor[rows[:1]].to(device), probe_ids, probe_mask)
+            head = mlp_head(width, len(vocab), hidden=2 * width, norm=True).to(device)
+            head_lr_mult = o["head_lr_mult"]
+
+            def step_loss(i: int) -> torch.Tensor:
+                pick = batches.draw(o["batch_size"])
+                ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device)
+                logits = self.logits(model, head, bank.tensor[rows[pick]].to(device), ids, mask)
+                tgt = targets[pick].to(device)
+                return F.binary_cross_entropy_with_logits(logits, tgt, reduction="sum") / len(pick)
 
         log = ft.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
                              warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
-                             grad_clip=o["grad_clip"], lr_mults=[1.0, o["head_lr_mult"]],
+                             grad_clip=o["grad_clip"], lr_mults=[1.0, head_lr_mult],
                              progress=ctx.progress, log=ctx.log, label="vqa fine-tune")
 
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
         extra: dict[str, Any] = {"vocab_size": len(vocab), "finetune": log.summary(), "skipped_splits": [],
+                                 **head_info,
                                  "train_ceiling": round(100 * vocab.coverage([r.answers for r in train]), 2),
                                  "vqa_eval": o["vqa_eval"]}
         seconds = {"finetune": round(log.seconds, 2)}

@@ -99,3 +99,139 @@ def test_bad_decoder_states_are_refused(oracle):
         decoder_from_state(partial, cfg)
     with pytest.raises(UserError):
         decoder_from_state({}, cfg)
+
+
+# ------------------------------------------------------------------ learning
+def _tiny_config(vocab=24):
+    return load_bert_config({"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
+                             "num_hidden_layers": 2, "max_position_embeddings": 16, "vocab_size": vocab,
+                             "pad_token_id": 0, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
+
+
+def test_decoder_learns_to_rank_synthetic_answers():
+    """8 question "types" (fixed random states), 8 answers of 2-3 tokens that
+    share first tokens in pairs (so the first token alone cannot decide); the
+    weighted answer loss must fall and ranking accuracy rise well above chance."""
+    g = torch.Generator().manual_seed(0)
+    cls, sep = 1, 2
+    answers = [[3, 5], [3, 6], [4, 5], [4, 6, 7], [8, 9], [8, 10], [11, 12, 13], [11, 12, 14]]
+    t = max(len(a) for a in answers) + 3
+    ids = torch.zeros(len(answers), t, dtype=torch.long)
+    for j, a in enumerate(answers):
+        row = [cls, *a, sep, sep]
+        ids[j, :len(row)] = torch.tensor(row)
+    mask = (ids != 0).long()
+    n_q = 8
+    states = torch.randn(n_q, 4, 32, generator=g)
+    qmask = torch.ones(n_q, 4, dtype=torch.long)
+    gold = torch.arange(n_q)                                 # question type q answers answer q
+
+    torch.manual_seed(0)
+    dec = AnswerDecoder(_tiny_config(), 2)
+
+    def evaluate():
+        dec.eval()
+        with torch.no_grad():
+            loss = dec.answer_loss(states, qmask, ids[gold], mask[gold], [1] * n_q, torch.ones(n_q)).item()
+        acc = (dec.rank_answers(states, qmask, ids, mask, k=4).best == gold).float().mean().item()
+        return loss, acc
+
+    loss0, acc0 = evaluate()
+    opt = torch.optim.AdamW(dec.parameters(), lr=3e-3)
+    dec.train()
+    for step in range(80):
+        pick = torch.randint(0, n_q, (8,), generator=g)
+        # each question: its gold answer (weight 0.7) and a wrong one (weight 0.3), ALBEF's layout
+        wrong = (pick + 1 + torch.randint(0, n_q - 1, (8,), generator=g)) % n_q
+        rows = torch.stack([gold[pick], wrong], 1).reshape(-1)
+        w = torch.tensor([0.7, 0.3]).repeat(8)
+        loss = dec.answer_loss(states[pick], qmask[pick], ids[rows], mask[rows], [2] * 8, w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    loss1, acc1 = evaluate()
+    assert loss1 < 0.5 * loss0, (loss0, loss1)
+    assert acc0 <= 0.5 and acc1 >= 0.75, (acc0, acc1)   # chance 1/8; measured 0.125 -> 0.875
+
+
+# ------------------------------------------------------------------ with a simla-bench model
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from simla_bench.testing.plugin_kit import tiny_world
+
+    return tiny_world(tmp_path_factory.mktemp("vqa_decoder_world") / "world")
+
+
+@pytest.fixture(scope="module")
+def model(world):
+    from simla_bench.testing.plugin_kit import tiny_model
+
+    return tiny_model(world)
+
+
+def test_decoder_from_model_copies_the_top_layers_and_mlm_head(model):
+    bert = model.text_encoder
+    dec, report = decoder_from_model(model, 1)
+    top = bert.encoder.layer[bert.num_layers - 1]
+    assert torch.equal(dec.bert.encoder.layer[0].attention.self.query.weight, top.attention.self.query.weight)
+    assert torch.equal(dec.bert.encoder.layer[0].output.dense.weight, top.output.dense.weight)
+    assert torch.equal(dec.bert.embeddings.word_embeddings.weight, bert.embeddings.word_embeddings.weight)
+    assert torch.equal(dec.cls.predictions.bias, model.mlm_head.bias)
+    assert torch.equal(dec.cls.predictions.transform.dense.weight, model.mlm_head.transform.dense.weight)
+    # the decoder owns its weights (ALBEF's text_decoder is a separate module), tied only within itself
+    assert dec.bert.embeddings.word_embeddings.weight is not bert.embeddings.word_embeddings.weight
+    assert dec.cls.predictions.decoder.weight is dec.bert.embeddings.word_embeddings.weight
+    same_width = model.vision_width == model.text_width
+    assert bool(report["fresh"]) != same_width or not report["fresh"]
+    with pytest.raises(ConfigError, match="decoder_layers"):
+        decoder_from_model(model, bert.num_layers + 1)
+
+
+def test_answers_are_tokenised_as_albef(model):
+    tok = model.tokenizer
+    ids, mask = tokenize_answers(tok, ["yes", "two"])
+    assert ids[0, 0].item() == tok.cls_token_id
+    row = ids[0][mask[0].bool()].tolist()
+    assert row[-2:] == [tok.sep_token_id, tok.sep_token_id]   # answer + "[SEP]", then the tokenizer's own
+
+
+def _run_vqa(model, world, tmp_path, **options):
+    from simla_bench.interfaces import TaskContext
+    from simla_bench.tasks.vqa import VQATask
+
+    task = VQATask("vqa", {"eval_splits": [], **options})
+    ctx = TaskContext(model=model, tokenizer=model.tokenizer, data=world, options=task.options, seed=0,
+                      device="cpu", workdir=tmp_path)
+    return task, task.run(ctx)
+
+
+def test_vqa_task_with_the_decoder_end_to_end(model, world, tmp_path):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    task, result = _run_vqa(model, world, tmp_path, answer_head="decoder", max_steps=4, batch_size=8,
+                            rank_k=4, lr=5e-4)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert "test/overall" in result.metrics and 0.0 <= result.metrics["test/overall"] <= 100.0
+    assert any(k.startswith("test/") and k != "test/overall" for k in result.metrics)   # per answer type
+    scores = result.per_example[task.primary_metric]
+    assert result.metrics["test/overall"] == pytest.approx(100 * sum(scores) / len(scores), abs=0.006)
+    assert result.extra["answer_head"] == "decoder" and result.extra["finetune"]["steps"] == 4
+    assert result.extra["decoder"]["init"].startswith("model top")
+
+
+def test_vqa_zero_shot_uses_the_checkpoint_decoder(model, world, tmp_path):
+    from simla_bench.tasks.vqa import VQATask
+
+    with pytest.raises(ConfigError, match="zero_shot"):
+        VQATask("vqa", {"mode": "zero_shot"})                       # classifier: nothing to evaluate
+    with pytest.raises(UserError, match="answer_decoder_state"):
+        _run_vqa(model, world, tmp_path, answer_head="decoder", mode="zero_shot")
+    dec, _ = decoder_from_model(model, 1)
+    ckpt = {f"text_decoder.{k}": v for k, v in dec.state_dict().items()}   # as a loader hands it over
+    loaded = type(model).__new__(type(model))
+    loaded.__dict__.update(model.__dict__)
+    object.__setattr__(loaded, "answer_decoder_state", ckpt)
+    _, result = _run_vqa(loaded, world, tmp_path, answer_head="decoder", mode="zero_shot", rank_k=4)
+    assert result.extra["finetune"]["steps"] == 0 and result.extra["decoder"]["init"] == "checkpoint"
+    assert "test/overall" in result.metrics
+    with pytest.raises(ConfigError, match="checkpoint's decoder has 1 layers"):
+        _run_vqa(loaded, world, tmp_path, answer_head="decoder", mode="zero_shot", decoder_layers=2)
