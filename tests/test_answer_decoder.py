@@ -45,6 +45,9 @@ def test_albef_keys_map_onto_the_decoder(oracle):
     own = set(dec.state_dict())
     assert set(mapped) == own                            # every ALBEF key has a home, and vice versa
     assert "bert.embeddings.position_ids" not in mapped and "cls.predictions.decoder.bias" not in mapped
+    # the checkpoint loader's extras["answer_decoder"] holds the keys with the prefix already stripped
+    stripped = {k[len("text_decoder."):]: v for k, v in state.items()}
+    assert albef_decoder_state(stripped).keys() == mapped.keys()
 
 
 def test_decoder_logits_and_sequence_nll_match_albef(official_decoder, oracle):
