@@ -132,9 +132,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def _read_error(p: Path, exc: BaseException) -> UserError:
     text = str(exc)
-    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text) or re.search(r"Unsupported operand (\d+)", text)
-    if "Weights only load failed" in text and unsafe:
-        what = unsafe.group(1)
+    unsafe = (re.search(r"unsupported (?:global:? )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
+              or re.search(r"Unsupported operand (\d+)", text))
+    if "Weights only load failed" in text:
+        what = unsafe.group(1) if unsafe else "an object outside tensors and plain containers"
         return UserError(f"checkpoint '{p}' holds pickled code or objects ({what}) that a safe load refuses to run",
                          hint="re-save only tensors: torch.save({'model': model.state_dict()}) or safetensors")
     if zipfile.is_zipfile(p) or "zip archive" in text or "central directory" in text:
