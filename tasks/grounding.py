@@ -36,7 +36,7 @@ REQUIRED = ("val", "testA", "testB")
 class GroundingTask(Task):
     """Weakly supervised grounding: Grad-CAM proposal ranking; acc@IoU0.5."""
 
-    version = "2"  # 2: iou option, default ALBEF's computeIoU rule (was pycocotools)
+    version = "3"  # 2: iou option, default ALBEF's computeIoU rule (was pycocotools); 3: mode (zero_shot)
     primary_metric = "val/acc"
     needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
     data_kind = "grounding"
@@ -50,6 +50,8 @@ class GroundingTask(Task):
         layer = self.options["gradcam_layer"]
         if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
             raise ConfigError(f"task '{name}': gradcam_layer must be an integer layer index or null, got {layer!r}")
+        if self.options["mode"] not in ("finetune", "zero_shot"):
+            raise ConfigError(f"task '{name}': mode must be finetune or zero_shot, got {self.options['mode']!r}")
         if self.options["iou"] not in ("albef", "coco"):
             raise ConfigError(f"task '{name}': iou must be albef or coco, got {self.options['iou']!r}")
 
@@ -64,7 +66,7 @@ class GroundingTask(Task):
 
         o = self.options
         model.eval()
-        bank = ImageBank([r.image for r in records], model.image_size)
+        bank = ImageBank([r.image for r in records], model)
         rows = bank.index([r.image for r in records])
         max_len = text_max_len(model, o)
         grid = tuple(model.patch_grid)
@@ -95,11 +97,12 @@ class GroundingTask(Task):
         gen = ft.seed_everything(ctx.seed)
         model = ft.copy_model(ctx.model, device)
         tok = ctx.tokenizer or model.tokenizer
-        log = self.finetune(model, ctx, device, gen)
+        # zero_shot: Grad-CAM on the model as given (e.g. ALBEF's refcoco.pth, already fine-tuned)
+        log = self.finetune(model, ctx, device, gen) if self.options["mode"] == "finetune" else ft.TrainLog()
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
         layer = resolve_layer(model, self.options["gradcam_layer"])
-        extra: dict[str, Any] = {"finetune": log.summary(), "gradcam_layer": layer,
+        extra: dict[str, Any] = {"mode": self.options["mode"], "finetune": log.summary(), "gradcam_layer": layer,
                                  "skipped_splits": [], "iou": self.options["iou"]}
         seconds = {"finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys([*REQUIRED, *self.options["eval_splits"]]):

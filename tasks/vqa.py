@@ -101,7 +101,7 @@ class VQATask(Task):
         o = self.options
         model.eval()
         head.eval()
-        bank = ImageBank([r.image for r in records], model.image_size)
+        bank = ImageBank([r.image for r in records], model)
         rows = bank.index([r.image for r in records])
         max_len = text_max_len(model, o)
         preds: dict = {}
@@ -111,7 +111,7 @@ class VQATask(Task):
                                                 max_len=head.config.max_position_embeddings)
         for start in range(0, len(records), bs):
             chunk = records[start:start + bs]
-            ids, mask = tokenize(tok, [r.question for r in chunk], max_len, device)
+            ids, mask = tokenize(tok, [r.question for r in chunk], max_len, device, kind="question")
             images = bank.tensor[rows[start:start + bs]].to(device)
             if isinstance(head, ad.AnswerDecoder):
                 states = model.fuse(ids, mask, model.encode_image(images)).hidden
@@ -137,7 +137,7 @@ class VQATask(Task):
             raise DataError("vqa: the train split is empty", hint="the answer vocabulary is built from it")
         vocab = AnswerVocab.build([r.answers for r in train], o["max_answers"])
         targets = vocab.targets([r.answers for r in train])
-        bank = ImageBank([r.image for r in train], model.image_size)
+        bank = ImageBank([r.image for r in train], model)
         rows = bank.index([r.image for r in train])
         questions = [r.question for r in train]
         steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
@@ -154,21 +154,21 @@ class VQATask(Task):
 
             def step_loss(i: int) -> torch.Tensor:
                 pick = batches.draw(o["batch_size"])
-                ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device)
+                ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device, kind="question")
                 states = model.fuse(ids, mask, model.encode_image(bank.tensor[rows[pick]].to(device))).hidden
                 flat, weights, counts = ad.answer_weights([train[j].answers for j in pick])
                 a_ids, a_mask = ad.tokenize_answers(tok, flat, device, max_len=answer_max_len)
                 return head.answer_loss(states, mask, a_ids, a_mask, counts,
                                         torch.tensor(weights, device=device))
         else:
-            probe_ids, probe_mask = tokenize(tok, questions[:1], max_len, device)
+            probe_ids, probe_mask = tokenize(tok, questions[:1], max_len, device, kind="question")
             width = fusion_width(model, bank.tensor[rows[:1]].to(device), probe_ids, probe_mask)
             head = mlp_head(width, len(vocab), hidden=2 * width, norm=True).to(device)
             head_lr_mult = o["head_lr_mult"]
 
             def step_loss(i: int) -> torch.Tensor:
                 pick = batches.draw(o["batch_size"])
-                ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device)
+                ids, mask = tokenize(tok, [questions[j] for j in pick], max_len, device, kind="question")
                 logits = self.logits(model, head, bank.tensor[rows[pick]].to(device), ids, mask)
                 tgt = targets[pick].to(device)
                 return F.binary_cross_entropy_with_logits(logits, tgt, reduction="sum") / len(pick)

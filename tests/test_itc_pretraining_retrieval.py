@@ -42,8 +42,7 @@ def _features(model, tokenizer, images, texts):
 def test_itc_pretraining_retrieves_far_above_chance(tmp_path_factory, tmp_path):
     from simla_bench.config import load_config
     from simla_bench.metrics.retrieval import itm_eval
-    from simla_bench.plugins.backbones.tokenizer import get_tokenizer
-    from simla_bench.plugins.backbones.vlp import build_model
+    from simla_bench.assemble import assemble
     from simla_bench.testing.world import make_tiny_world
     from simla_bench.training import pretrain
 
@@ -51,9 +50,8 @@ def test_itc_pretraining_retrieves_far_above_chance(tmp_path_factory, tmp_path):
     cfg = load_config()
     cfg = cfg.model_copy(update={"device": "cpu", "objectives": ["itc"]})
     records = world.load("pretrain", "train")
-    tokenizer = get_tokenizer(cfg.model, [r.caption for r in records])
     torch.manual_seed(0)
-    model = build_model(cfg.model, tokenizer)
+    model = assemble(cfg.model, captions=[r.caption for r in records]).model
     result = pretrain(cfg, {"itc": (get_registry().load("objective", "itc")("itc"), 1.0)}, model, records,
                       tmp_path, seed=0)
     losses = [row["itc"] for row in result.loss_curve]

@@ -61,10 +61,10 @@ def tokenizer(world):
 
 
 def _fresh_model(tokenizer, **model_overrides):
-    from simla_bench.plugins.backbones.vlp import build_model
+    from simla_bench.assemble import assemble
 
     torch.manual_seed(0)
-    return build_model(_cfg().model.model_copy(update=model_overrides), tokenizer)
+    return assemble(_cfg().with_model({"options": model_overrides}).model, tokenizer=tokenizer).model
 
 
 @pytest.fixture(scope="module")

@@ -159,6 +159,19 @@ class VLPModel(nn.Module):
     def image_size(self) -> int:
         return self.visual_encoder.image_size
 
+    @property
+    def max_text_len(self) -> int:
+        """Tokens per text: pretraining and every task that sets no length of its own."""
+        return int(self.cfg.max_text_len)
+
+    def image_transform(self, train: bool, size: int | None = None):
+        """PIL image -> normalised tensor at ``size`` (default: the working
+        resolution), with this model's normalisation (``model.options.normalize``)."""
+        from simla_bench.plugins.datasets.images import image_transform
+
+        normalize = getattr(self.cfg, "normalize", None) or "imagenet"
+        extra = {} if normalize == "imagenet" else {"normalize": normalize}
+        return image_transform(int(size or self.image_size), train=train, **extra)
 
     @property
     def patch_grid(self) -> tuple[int, int]:
