@@ -73,6 +73,10 @@ class ModelPlugin(abc.ABC):
     def build(self, tokenizer: Any) -> Any:
         """A freshly initialised model using ``tokenizer``."""
 
+    def check(self) -> None:
+        """Refuse, before anything runs or is written, what can be known to
+        fail from the options alone (e.g. an unreadable checkpoint file)."""
+
     def load_weights(self, model: Any) -> Any:
         """Load the weights the options name (a released or saved checkpoint)
         into ``model``; return a report with ``summary()`` (or None when the

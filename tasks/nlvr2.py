@@ -11,6 +11,9 @@
   neither, ``ta_steps`` steps on the source's pretraining pairs; skipped with
   a note when the source has none), then it and an MLP head (``Linear, GELU,
   Linear``) on the pooled fused states (``FusionOutput.pooled``) are fine-tuned with cross-entropy.
+* ``mode: zero_shot`` fine-tunes nothing: it scores the model as given with
+  the head a loaded checkpoint carried (``model.task_head_states["nlvr2"]``,
+  ALBEF's ``cls_head``: ``Linear, ReLU, Linear``), e.g. ALBEF's ``nlvr.pth``.
 * Metrics ``<split>/acc`` and ``<split>/consistency`` (lil-lab's rules, via
   :mod:`simla_bench.metrics.nlvr2`) for dev, test and test_comp.  Primary:
   ``test/acc``; ``per_example`` holds one 0/1 per test example.
@@ -32,10 +35,26 @@ from simla_bench.tasks.heads import mlp_head
 from simla_bench.tasks.nlvr2_assignment import text_assignment
 
 
+def checkpoint_head(model, device) -> torch.nn.Module:
+    """ALBEF's NLVR2 head (``Linear, ReLU, Linear``) with the weights a loaded
+    checkpoint carried; a one-line error when the model has none."""
+    from simla_bench.errors import UserError
+
+    state = (getattr(model, "task_head_states", None) or {}).get("nlvr2")
+    if not state:
+        raise UserError("task 'nlvr2': mode zero_shot needs the NLVR2 head of a loaded checkpoint, and the model has none",
+                        hint="load ALBEF's nlvr.pth (model.options.checkpoint), or use mode: finetune")
+    width, hidden = int(state["0.weight"].shape[1]), int(state["0.weight"].shape[0])
+    head = torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, int(state["2.weight"].shape[0])))
+    head.load_state_dict({k: v.float() for k, v in state.items()})
+    return head.to(device).eval()
+
+
 class NLVR2Task(Task):
     """NLVR2: two-image fusion + MLP head; accuracy and consistency."""
 
-    version = "3"
+    version = "4"  # 4: mode (zero_shot with a checkpoint's head)
     primary_metric = "test/acc"
     needs = frozenset({"text", "fusion", "two_image_fusion"})
     data_kind = "nlvr2"
@@ -44,6 +63,8 @@ class NLVR2Task(Task):
     def __init__(self, name: str, options=None):
         super().__init__(name, options)
         ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
+        if self.options["mode"] not in ("finetune", "zero_shot"):
+            raise ConfigError(f"task '{name}': mode must be finetune or zero_shot, got {self.options['mode']!r}")
         if int(self.options["ta_steps"]) < 0:
             raise ConfigError(f"{name}: ta_steps must be >= 0, got {self.options['ta_steps']}",
                               hint="0 skips the text-assignment stage")
@@ -74,8 +95,6 @@ class NLVR2Task(Task):
         return preds
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        from simla_bench.metrics.nlvr2 import nlvr2_scores
-
         o = self.options
         device = ft.resolve_device(ctx.device)
         gen = ft.seed_everything(ctx.seed)
@@ -86,6 +105,10 @@ class NLVR2Task(Task):
         if enable is not None:
             enable()
         tok = ctx.tokenizer or model.tokenizer
+        if o["mode"] == "zero_shot":
+            head = checkpoint_head(model, device)
+            return self.evaluate(ctx, model, head, tok, device, {"mode": "zero_shot", "finetune": ft.TrainLog().summary()},
+                                 {})
         max_len = text_max_len(model, o)
 
         train = ctx.data.load("nlvr2", "train")
@@ -115,12 +138,21 @@ class NLVR2Task(Task):
                              grad_clip=o["grad_clip"], lr_mults=[1.0, o["head_lr_mult"]],
                              progress=ctx.progress, log=ctx.log, label="nlvr2 fine-tune")
 
-        metrics: dict[str, float] = {}
-        per_example: dict[str, list[float]] = {}
-        extra: dict[str, Any] = {"finetune": log.summary(), "skipped_splits": [],
+        extra: dict[str, Any] = {"mode": "finetune", "finetune": log.summary(),
                                  "text_assignment": ta_log.summary() if ta_log else {"skipped": ta_skipped},
                                  "train_true_share": round(100 * float(labels.float().mean()), 2)}
         seconds = {"text_assignment": round(ta_log.seconds, 2) if ta_log else 0.0, "finetune": round(log.seconds, 2)}
+        return self.evaluate(ctx, model, head, tok, device, extra, seconds)
+
+    def evaluate(self, ctx: TaskContext, model, head, tok, device, extra: dict[str, Any],
+                 seconds: dict[str, float]) -> TaskResult:
+        """Score ``model`` + ``head`` on test and the other ``eval_splits``."""
+        from simla_bench.metrics.nlvr2 import nlvr2_scores
+
+        o = self.options
+        metrics: dict[str, float] = {}
+        per_example: dict[str, list[float]] = {}
+        extra["skipped_splits"] = []
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
             records = load_split(ctx.data, "nlvr2", split_name, split_name == "test", extra["skipped_splits"])

@@ -76,10 +76,11 @@ class RetrievalTask(Task):
         if o["mode"] not in MODES:
             raise ConfigError(f"task '{name}': mode '{o['mode']}' is not one of {', '.join(MODES)}")
         ft.check_positive(name, o, "k", "batch_size", "eval_batch_size")
-        if o["k"] < max(RECALL_KS):
+        if o["k"] < max(RECALL_KS) and not o["allow_k_below_10"]:
             raise ConfigError(f"task '{name}': k={o['k']} is below {max(RECALL_KS)}, so R@{max(RECALL_KS)} would rank "
                               "pairs that all share the score -100",
-                              hint=f"use k >= {max(RECALL_KS)} (paper: 128 or 256)")
+                              hint=f"use k >= {max(RECALL_KS)} (paper: 128 or 256), or allow_k_below_10: true to "
+                                   "reproduce an official run with a small k_test")
         if o["batch_size"] < 2:
             raise ConfigError(f"task '{name}': batch_size must be at least 2 (ITM needs in-batch negatives)")
 

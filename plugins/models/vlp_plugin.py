@@ -31,6 +31,10 @@ CAPABILITY_HINTS: dict[str, str] = {
 }
 
 
+#: the last checkpoint read (path, mtime, size -> state, format): a run builds
+#: its model several times (probe, each row) and a released checkpoint is ~1 GB
+_LAST_READ: dict[str, Any] = {}
+
 #: ALBEF's word limit for captions and questions (its configs' max_words / max_ques_words)
 ALBEF_MAX_WORDS = 30
 
@@ -89,9 +93,49 @@ class VLPRecipe(ModelPlugin):
         model.capability_hints = dict(self.capability_hints)
         return model
 
+    def check(self) -> None:
+        """The checkpoint (if any) reads safely and has a layout of the asked-for family."""
+        if self.cfg.checkpoint:
+            self._checkpoint_state()
+
+    def _checkpoint_state(self) -> tuple[dict, str]:
+        from simla_bench.errors import UserError
+        from simla_bench.plugins.models.checkpoint_load import detect_format, read_checkpoint
+
+        path = Path(self.cfg.checkpoint)
+        try:
+            stamp = (str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size)
+        except OSError:
+            stamp = None
+        if stamp is None or _LAST_READ.get("stamp") != stamp:
+            state = read_checkpoint(path)  # one-line UserError for a missing/bad/unsafe file
+            _LAST_READ.clear()
+            _LAST_READ.update(stamp=stamp, state=state, format=detect_format(state))
+        fmt = _LAST_READ["format"]
+        family = {"albef": fmt.startswith("albef"), "simla": fmt == "simla", "simla_bench": fmt == "simla_bench",
+                  "auto": True}[self.cfg.format]
+        if not family:
+            raise UserError(f"checkpoint '{path}' has the {fmt} key layout, not {self.cfg.format}'s",
+                            hint="set model.options.format: auto (or the format it is)")
+        return _LAST_READ["state"], fmt
+
     def load_weights(self, model: Any) -> Any:
+        """Load ``options.checkpoint`` (format family checked) and hand what
+        the checkpoint carries beyond the model's own parameters to its users:
+        ``model.answer_decoder_state`` (VQA decoder), ``model.task_head_states``
+        (``{"nlvr2": ALBEF's cls_head}``), ``model.objective_states`` (ITC queues)."""
         if not self.cfg.checkpoint:
             return None
         from simla_bench.plugins.models.checkpoint_load import load_checkpoint
 
-        return load_checkpoint(model, self.cfg.checkpoint, format=self.cfg.format, strict=self.cfg.strict)
+        state, fmt = self._checkpoint_state()
+        report = load_checkpoint(model, state, format=fmt, strict=self.cfg.strict)
+        report.source = str(self.cfg.checkpoint)
+        extras = report.extras or {}
+        model.answer_decoder_state = extras.get("answer_decoder")
+        model.task_head_states = {"nlvr2": extras["nlvr_head"]} if extras.get("nlvr_head") else {}
+        states = dict(extras.get("objectives") or {})
+        if extras.get("itc") and "itc" not in states:
+            states["itc"] = extras["itc"]
+        model.objective_states = states
+        return report

@@ -128,6 +128,7 @@ def check_names(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
     from simla_bench.assemble import model_recipe
 
     recipe = model_recipe(cfg.model, registry)  # validates model.options (ConfigError names the option)
+    recipe.check()  # e.g. the checkpoint reads and has a known layout, before anything is written
     for row in matrix.rows:
         overrides = dict(row.model_overrides.get("options") or {})
         fixed = [k for k in recipe.row_fixed_options if k in overrides]

@@ -144,6 +144,11 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
         momentum.to(device)
     for obj, _ in active.values():
         obj.setup(model, records)
+    # objective state a loaded full checkpoint carried (e.g. ALBEF's ITC queues); a resumed run overrides it below
+    carried = getattr(model, "objective_states", None) or {}
+    for name, (obj, _) in active.items():
+        if name in carried:
+            obj.load_state_dict(carried[name])
     dctx.broadcast_module(model)
     if momentum_separate:
         dctx.broadcast_module(momentum)
