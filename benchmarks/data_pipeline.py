@@ -39,7 +39,6 @@ def loader_rate(cfg, records, tokenizer, image_size: int, workers: int, batches:
     from simla_bench.training.data import build_loader
 
     loader, _ = build_loader(records, tokenizer=tokenizer, max_text_len=C.model_options(cfg)["max_text_len"],
-                             image_size=image_size, augment=cfg.pretrain.augment,
                              global_batch=cfg.pretrain.batch_size, seed=0, num_workers=workers,
                              transform=image_transform(image_size, train=cfg.pretrain.augment))
     t0 = time.perf_counter()

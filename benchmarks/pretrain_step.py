@@ -135,7 +135,6 @@ def load_batches(cfg: Any, records: list, tokenizer: Any, image_size: int, n: in
     from simla_bench.training.data import build_loader, move_batch
 
     loader, _ = build_loader(records, tokenizer=tokenizer, max_text_len=C.model_options(cfg)["max_text_len"],
-                             image_size=image_size, augment=cfg.pretrain.augment,
                              transform=image_transform(image_size, train=cfg.pretrain.augment),
                              global_batch=cfg.pretrain.batch_size, seed=0, num_workers=0)
     it = iter(loader)

@@ -49,13 +49,13 @@ def test_nlvr2_runs_text_assignment_first(tmp_path):
     from simla_bench.config import parse_config
     from simla_bench.interfaces import TaskContext
     from simla_bench.plugins.backbones.tokenizer import train_wordpiece
-    from simla_bench.plugins.backbones.vlp import build_model
+    from simla_bench.assemble import assemble
     from simla_bench.testing.world import make_tiny_world
 
     world = make_tiny_world(tmp_path / "world", nlvr2_train=24, nlvr2_test=8)
     tok = train_wordpiece([r.caption for r in world.load("pretrain", "train")], vocab_size=300)
     torch.manual_seed(0)
-    model = build_model(parse_config({"model": SMALL_MODEL}).model, tok)
+    model = assemble(parse_config({"model": SMALL_MODEL}).model, tokenizer=tok).model
     task = get_registry().load("task", "nlvr2")("nlvr2", {"ta_steps": 3, "max_steps": 2, "batch_size": 8})
     ctx = TaskContext(model=model, tokenizer=tok, data=world, options=task.options, seed=0, device="cpu",
                       workdir=tmp_path / "work")

@@ -53,7 +53,10 @@ def test_data_fraction_is_nested_and_seed_free(records):
 
 def test_loader_batches_tokenised_and_deterministic(records):
     tok = toy_tokenizer()
-    kw = dict(tokenizer=tok, max_text_len=4, image_size=8, augment=True, global_batch=6, seed=0)
+    from simla_bench.plugins.datasets.images import image_transform
+
+    kw = dict(tokenizer=tok, max_text_len=4, global_batch=6, seed=0,
+              transform=image_transform(8, train=True))
     loader, _ = build_loader(records, **kw)
     batch = next(iter(loader))
     assert batch["images"].shape == (6, 3, 8, 8)

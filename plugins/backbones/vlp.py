@@ -268,6 +268,15 @@ class VLPModel(nn.Module):
             self.text_encoder.encoder.layer[index].add_twin()
         return self
 
+    def caption_context(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        text_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """What image queries attend to in :meth:`fuse_image`: the caption's BERT
+        embedding-layer output (single_stream, SIMLA) or the text encoder output
+        (split; ``text_embeds`` when given)."""
+        if self.layout == "single_stream":
+            return self.text_encoder.embeddings(input_ids)
+        return text_embeds if text_embeds is not None else self.encode_text(input_ids, attention_mask)
+
     def fuse_image(self, image_embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    text_embeds: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """Image -> text direction (masked image modelling): image tokens are the
@@ -285,11 +294,8 @@ class VLPModel(nn.Module):
         """
         self._require_fusion()
         start, end = self.fusion_range
-        if self.layout == "single_stream":
-            if context is None:
-                context = self.text_encoder.embeddings(input_ids)
-        else:
-            context = text_embeds if text_embeds is not None else self.encode_text(input_ids, attention_mask)
+        if context is None:
+            context = self.caption_context(input_ids, attention_mask, text_embeds)
         queries = image_embeds
         if self.vision_width != self.text_width:
             queries = self.image_to_text(queries)

@@ -5,7 +5,8 @@ mask token before the ViT blocks; the masked image tokens go through the
 model's ``fuse_image`` (image tokens as queries cross-attending to the clean
 caption) and the MIM head; cross-entropy on the masked positions against the
 discrete visual tokens of the clean image (see :mod:`visual_vocab`), distilled
-with alpha from the momentum model's logits on the same masked input.
+with alpha from the momentum model's logits on the same masked input (its
+image tokens attend to the online model's caption states, as SIMLA's code does).
 """
 
 from __future__ import annotations
@@ -140,7 +141,10 @@ class MIM(Objective):
                               f"the patch grid has {mask.shape[1]} patches")
         labels = torch.where(mask, codes, torch.full_like(codes, IGNORE_INDEX))
         vocab = self.tokenizer.vocab_size
-        hidden = model.fuse_image(model.encode_image(images, patch_mask=mask), input_ids, att)
+        # the caption states the image queries attend to; SIMLA's momentum pass attends to these ONLINE ones too
+        context = model.caption_context(input_ids, att) if hasattr(model, "caption_context") else None
+        extra = {} if context is None else {"context": context}
+        hidden = model.fuse_image(model.encode_image(images, patch_mask=mask), input_ids, att, **extra)
         logits = mim_logits(model, hidden[:, 1:])
         if logits.shape[-1] < vocab:
             raise ConfigError(f"objective '{self.name}': the model's MIM head has {logits.shape[-1]} outputs but the "
@@ -151,7 +155,8 @@ class MIM(Objective):
         if self.options["distill"] and step.momentum is not None and step.alpha > 0:
             with torch.no_grad():
                 mom = step.momentum
-                m_hidden = mom.fuse_image(mom.encode_image(images, patch_mask=mask), input_ids, att)
+                m_extra = {} if context is None else {"context": context.detach()}
+                m_hidden = mom.fuse_image(mom.encode_image(images, patch_mask=mask), input_ids, att, **m_extra)
                 m_logits = mim_logits(mom, m_hidden[:, 1:])[..., :vocab]
         return distilled_token_loss(logits, labels, m_logits, step.alpha)
 

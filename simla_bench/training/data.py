@@ -178,13 +178,12 @@ class Collate:
         }
 
 
-def build_loader(records: Sequence[Any], *, tokenizer: Any, max_text_len: int, image_size: int, augment: bool,
-                 global_batch: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1,
-                 num_workers: int = 0, transform: Callable[[Any], torch.Tensor] | None = None,
+def build_loader(records: Sequence[Any], *, tokenizer: Any, max_text_len: int,
+                 transform: Callable[[Any], torch.Tensor], global_batch: int, seed: int, start: int = 0,
+                 rank: int = 0, world_size: int = 1, num_workers: int = 0,
                  pin_memory: bool = False) -> tuple[DataLoader, GlobalBatchSampler]:
-    """An endless loader of this rank's micro-batches from position ``start``."""
-    if transform is None:
-        raise ValueError("build_loader needs the model's image transform (model.image_transform(train, size))")
+    """An endless loader of this rank's micro-batches from position ``start``
+    (``transform``: the model's image transform, ``model.image_transform(train, size)``)."""
     dataset = PairDataset(records, transform, seed)
     sampler = GlobalBatchSampler(len(dataset), global_batch, seed, rank, world_size, start)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collate(tokenizer, max_text_len),

@@ -205,7 +205,6 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
 
     loader, _ = build_loader(
         records, tokenizer=model.tokenizer, max_text_len=model.max_text_len,
-        image_size=pcfg.image_size or getattr(model, "image_size", 64), augment=pcfg.augment,
         global_batch=global_batch, seed=seed, start=position, rank=dctx.rank, world_size=dctx.world_size,
         num_workers=pcfg.num_workers, pin_memory=device.type == "cuda",
         transform=transform or model.image_transform(train=pcfg.augment,
