@@ -35,8 +35,9 @@ CAPABILITY_HINTS: dict[str, str] = {
 #: its model several times (probe, each row) and a released checkpoint is ~1 GB
 _LAST_READ: dict[str, Any] = {}
 
-#: ALBEF's word limit for captions and questions (its configs' max_words / max_ques_words)
-ALBEF_MAX_WORDS = 30
+#: ALBEF's word limits at evaluation (its configs' max_words for captions, the
+#: VQA test set's max_ques_words for questions; VQA training uses 30)
+ALBEF_MAX_WORDS = {"caption": 30, "question": 50}
 
 
 def albef_clean(texts: list[str], kind: str = "caption") -> list[str]:
@@ -44,7 +45,7 @@ def albef_clean(texts: list[str], kind: str = "caption") -> list[str]:
     from simla_bench.plugins.models.preprocess import pre_caption, pre_question
 
     fn = pre_question if kind == "question" else pre_caption
-    return [fn(t, ALBEF_MAX_WORDS) for t in texts]
+    return [fn(t, ALBEF_MAX_WORDS.get(kind, 30)) for t in texts]
 
 
 class VLPRecipe(ModelPlugin):

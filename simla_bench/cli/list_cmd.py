@@ -13,7 +13,7 @@ from rich.table import Table
 from simla_bench.cli.common import console, warn_plugin_problems
 from simla_bench.registry import PLURALS, describe, get_registry
 
-_CHOICES = ["backbones", "objectives", "tasks", "datasets", "plugins", "all"]
+_CHOICES = ["models", "backbones", "objectives", "tasks", "datasets", "plugins", "all"]
 
 
 @click.command("list")
