@@ -53,7 +53,7 @@ class VisualEntailment(Task):
         "lr": 1e-4,             # the pretrained model
         "head_lr": 1e-3,        # the new MLP head
         "weight_decay": 0.02,
-        "max_text_len": 30,
+        "max_text_len": 0,      # 0 = the model's own text length
         "per_label": 1,         # hypotheses per label per premise image
         "max_train": 0,         # cap on training examples (0: all)
         "max_eval": 0,          # cap on val and test examples each (0: all; for quick checks only)
@@ -109,17 +109,18 @@ class VisualEntailment(Task):
     @staticmethod
     def _images(model: Any, examples: list[EntailmentExample]) -> tuple[torch.Tensor, torch.Tensor]:
         """Distinct premise images decoded once: (tensor [N,3,S,S], row of each example)."""
-        from simla_bench.plugins.datasets.images import image_transform, load_image
+        from simla_bench.imagefiles import load_image
 
         rows: dict[Path, int] = {}
         for e in examples:
             rows.setdefault(e.image, len(rows))
-        transform = image_transform(model.image_size, train=False)
+        transform = model.image_transform(train=False)  # the model's own pre-processing
         tensor = torch.stack([transform(load_image(p)) for p in rows])
         return tensor, torch.tensor([rows[e.image] for e in examples])
 
     def _tokens(self, ctx: TaskContext, texts: list[str], device: torch.device):
-        enc = ctx.tokenizer(texts, padding="longest", truncation=True, max_length=self.options["max_text_len"],
+        max_len = self.options["max_text_len"] or ctx.model.max_text_len
+        enc = ctx.tokenizer(texts, padding="longest", truncation=True, max_length=max_len,
                             return_tensors="pt")
         return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
