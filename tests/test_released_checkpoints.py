@@ -141,3 +141,24 @@ def test_a_wrong_checkpoint_is_one_line_and_nothing_runs(tmp_path, which):
     assert errors and errors[0].lower().startswith("error:") and len(errors) <= 2 and "Traceback" not in result.output, result.output
     assert "pwned" not in result.output
     assert not (tmp_path / "run").exists()  # nothing run, nothing written
+
+
+def test_pretraining_checkpoint_carries_its_itc_queue_to_the_objective():
+    """ALBEF_4M-style checkpoints hold the ITC queues ([E, Q]); continuing pretraining starts from them."""
+    from simla_bench.assemble import assemble
+    from simla_bench.config import ModelConfig
+    from simla_bench.registry import get_registry
+
+    ckpt = torch.load(FIX / "albef_pretrain_tiny.pth", weights_only=True)["model"]
+    built = assemble(ModelConfig(name="vlp", options={**TINY_ALBEF, "checkpoint": str(FIX / "albef_pretrain_tiny.pth")}))
+    assert built.load_report.format == "albef_pretrain"
+    itc = get_registry().load("objective", "itc")("itc")
+    itc.setup(built.model, [])
+    itc.load_state_dict(built.model.objective_states["itc"])  # what the trainer does after set-up
+    queue = itc.state_dict()["queue"]
+    assert torch.equal(queue["image"], ckpt["image_queue"].t()) and torch.equal(queue["text"], ckpt["text_queue"].t())
+    assert queue["ptr"] == int(ckpt["queue_ptr"])
+    # the momentum copy is the checkpoint's *_m weights, not the online ones
+    mom = built.model.momentum_model()
+    torch.testing.assert_close(mom.vision_proj.weight, ckpt["vision_proj_m.weight"])
+    assert not torch.equal(built.model.vision_proj.weight, ckpt["vision_proj_m.weight"])
