@@ -281,13 +281,13 @@ def test_checkpoint_of_another_size_names_the_setting(tok, tmp_path):
     assert "num_hidden_layers: 4" in _one_line(info.value)
     with pytest.raises(UserError) as info:
         load_checkpoint(make(tok, "split", layers=4, fusion=1), to_official(big, "albef_pretrain"))
-    assert "model.fusion_layers: 2" in _one_line(info.value)
+    assert "model.options.fusion_layers: 2" in _one_line(info.value)
     wide = make(tok, "split", layers=3, fusion=1, width=48)
     with pytest.raises(UserError) as info:
         load_checkpoint(make(tok, "split", layers=3, fusion=1), to_official(wide, "albef_pretrain"))
     line = _one_line(info.value)
-    assert "has shape (1, 1, 48)" in line and "model.image options" in line
-    with pytest.raises(UserError, match="model.layout: split"):
+    assert "has shape (1, 1, 48)" in line and "model.options.image options" in line
+    with pytest.raises(UserError, match="model.options.layout: split"):
         load_checkpoint(make(tok, "single_stream"), to_official(big, "albef_pretrain"))
 
 

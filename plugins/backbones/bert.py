@@ -114,7 +114,7 @@ class BertEmbeddings(nn.Module):
         if length > self.position_embeddings.num_embeddings:
             raise UserError(f"text of {length} tokens is longer than the BERT's "
                             f"max_position_embeddings={self.position_embeddings.num_embeddings}",
-                            hint="lower model.max_text_len or raise max_position_embeddings")
+                            hint="lower model.options.max_text_len or raise max_position_embeddings")
         x = self.word_embeddings(input_ids) + self.position_embeddings.weight[:length].unsqueeze(0)
         if token_type_ids is None:
             x = x + self.token_type_embeddings.weight[0]
@@ -328,7 +328,7 @@ class BertTransformer(nn.Module):
                 k = int(spec[4:])
                 if k > n:
                     raise ConfigError(f"{k} fusion (cross-attention) layers were asked for, but the BERT has only "
-                                      f"{n} layers", hint=f"set model.fusion_layers to at most {n} (ALBEF: 6 of 12)")
+                                      f"{n} layers", hint=f"set model.options.fusion_layers to at most {n} (ALBEF: 6 of 12)")
                 cross_attention_layers = range(n - k, n)
             else:
                 raise ConfigError(f"cross_attention_layers must be 'all', 'top:K' or a list of layer indices, "

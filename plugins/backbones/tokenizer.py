@@ -116,7 +116,7 @@ def train_wordpiece(captions: Iterable[str], vocab_size: int = 1000, min_frequen
     captions = [str(c) for c in captions]
     if not captions:
         raise UserError("cannot train a tokenizer on an empty caption list",
-                        hint="check the pretraining dataset, or set model.tokenizer to a local tokenizer directory")
+                        hint="check the pretraining dataset, or set model.options.tokenizer to a local tokenizer directory")
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ConfigError(f"tokenizer vocab_size {vocab_size} is too small", hint="use at least 50")
     normalizer = normalizers.BertNormalizer(lowercase=lowercase, clean_text=True, handle_chinese_chars=True,
@@ -155,7 +155,7 @@ def load_tokenizer(path: str | Path):
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"tokenizer directory '{path}' does not exist",
-                          hint="set model.tokenizer to a local directory saved with save_pretrained, or null to train one")
+                          hint="set model.options.tokenizer to a local directory saved with save_pretrained, or null to train one")
     try:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:  # noqa: BLE001
@@ -182,7 +182,7 @@ def get_tokenizer(model_cfg, captions: Iterable[str] | None = None, save_dir: st
         return tok
     if captions is None:
         raise ConfigError("model.tokenizer is null, so a tokenizer must be trained, but no captions were given",
-                          hint="set model.tokenizer to a local tokenizer directory")
+                          hint="set model.options.tokenizer to a local tokenizer directory")
     return train_wordpiece(captions, vocab_size=model_cfg.vocab_size, save_dir=save_dir)
 
 

@@ -40,7 +40,7 @@ class FusionOutput:
     ``[B, H, L, 1+N]``, self entries ``[B, H, L, L]`` (for two-image fusion
     each is a pair ``[layer, twin]``); both stay in the autograd graph.  ``pooled [B, Dt]``:
     what the fused heads read (ITM, task heads), the [CLS] output or the mean
-    over the caption's tokens (``model.text_pool``)."""
+    over the caption's tokens (``model.options.text_pool``)."""
 
     hidden: torch.Tensor
     cross_attentions: list | None = None
@@ -226,8 +226,8 @@ class VLPModel(nn.Module):
 
     def _require_fusion(self) -> None:
         if not self.has_fusion:
-            raise ConfigError("this model has no fusion layers (layout split with model.fusion_layers: 0)",
-                              hint="set model.fusion_layers >= 1 or use layout single_stream")
+            raise ConfigError("this model has no fusion layers (layout split with model.options.fusion_layers: 0)",
+                              hint="set model.options.fusion_layers >= 1 or use layout single_stream")
 
     def fuse(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
              image_embeds: torch.Tensor | Sequence[torch.Tensor], image_atts: Any = None,
@@ -316,7 +316,7 @@ class VLPModel(nn.Module):
         if n > emb.position_embeddings.num_embeddings:
             raise ConfigError(f"the image->text pass has {n} image tokens but the BERT has only "
                               f"{emb.position_embeddings.num_embeddings} position embeddings",
-                              hint=f"set the model.text config max_position_embeddings to at least {n}")
+                              hint=f"set the model.options.text config max_position_embeddings to at least {n}")
         x = queries + emb.position_embeddings.weight[:n].unsqueeze(0) + emb.token_type_embeddings.weight[0]
         return emb.dropout(emb.LayerNorm(x))
 
@@ -326,7 +326,7 @@ class VLPModel(nn.Module):
 
     def pool_text(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """One vector per caption from text or fused token states ``[B, L, D]``:
-        ``model.text_pool`` ``cls`` takes the [CLS] output (ALBEF, SIMLA),
+        ``model.options.text_pool`` ``cls`` takes the [CLS] output (ALBEF, SIMLA),
         ``mean`` the mean over the tokens ``attention_mask`` keeps."""
         if self.text_pool == "cls":
             return hidden[:, 0, :]
@@ -411,7 +411,7 @@ class VLPModel(nn.Module):
     @torch.no_grad()
     def update_momentum(self, m: float | None = None) -> None:
         """``p_m <- m * p_m + (1 - m) * p`` for every parameter (m defaults to
-        ``model.momentum`` from the config).  Creates the copy if needed."""
+        ``model.options.momentum`` from the config).  Creates the copy if needed."""
         m = float(self.cfg.momentum if m is None else m)
         self.momentum_model()
         online, ema = self._pairs()
@@ -465,7 +465,7 @@ def build_model(cfg, tokenizer, mim_vocab_size: int | None = None) -> VLPModel:
     registry = get_registry()
     image_entry = registry.get("backbone", cfg.image.name)
     text_entry = registry.get("backbone", cfg.text.name)
-    for where, entry, want in (("model.image", image_entry, "image"), ("model.text", text_entry, "text")):
+    for where, entry, want in (("model.options.image", image_entry, "image"), ("model.options.text", text_entry, "text")):
         modality = entry.metadata.get("modality")
         if modality != want:
             raise ConfigError(f"{where}.name '{entry.name}' is a {modality or 'untyped'} backbone, not an {want} one"
@@ -479,7 +479,7 @@ def build_model(cfg, tokenizer, mim_vocab_size: int | None = None) -> VLPModel:
     text = text_entry.load()(**dict(cfg.text.options), vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                              cross_attention_layers=cross, encoder_width=int(visual.width))
     if cfg.max_text_len > text.config.max_position_embeddings:
-        raise ConfigError(f"model.max_text_len={cfg.max_text_len} exceeds the text backbone's "
+        raise ConfigError(f"model.options.max_text_len={cfg.max_text_len} exceeds the text backbone's "
                           f"max_position_embeddings={text.config.max_position_embeddings}")
     return VLPModel(cfg, tokenizer, visual, text, mim_vocab_size=mim_vocab_size)
 

@@ -288,13 +288,13 @@ def _hint_for(key: str, shape: tuple[int, ...]) -> str:
     if key.endswith("word_embeddings.weight") or key.startswith(("mlm_head.bias", "concept_head.")):
         return f"use the checkpoint's tokenizer ({shape[0]} tokens): model.tokenizer"
     if "position_embeddings" in key:
-        return f"set the model.text config max_position_embeddings: {shape[0]}"
+        return f"set the model.options.text config max_position_embeddings: {shape[0]}"
     if key.startswith("text_encoder.") or key.startswith("mlm_head."):
-        return "set the model.text config (hidden_size, intermediate_size, num_attention_heads) to the checkpoint's"
+        return "set the model.options.text config (hidden_size, intermediate_size, num_attention_heads) to the checkpoint's"
     if key.startswith("visual_encoder."):
-        return "set the model.image options (embed_dim, depth, patch_size, mlp_ratio) to the checkpoint's"
+        return "set the model.options.image options (embed_dim, depth, patch_size, mlp_ratio) to the checkpoint's"
     if key.startswith(("vision_proj", "text_proj")):
-        return f"set model.embed_dim: {shape[0]}"
+        return f"set model.options.embed_dim: {shape[0]}"
     return "build the model with the checkpoint's configuration"
 
 
@@ -334,10 +334,10 @@ def _architecture_checks(model, state: Mapping[str, Any], fmt: str) -> None:
     text = model.text_encoder
     if fmt in ("simla",):
         if model.layout != "single_stream":
-            raise UserError("a SIMLA checkpoint needs the single-stream model", hint="set model.layout: single_stream")
+            raise UserError("a SIMLA checkpoint needs the single-stream model", hint="set model.options.layout: single_stream")
     elif model.layout != "split":
         raise UserError(f"an ALBEF checkpoint ({fmt}) needs the split model (text layers, then fusion layers)",
-                        hint="set model.layout: split")
+                        hint="set model.options.layout: split")
     if fmt == "albef_nlvr":
         if first_cross is None or (n_ck - first_cross) % 2:
             raise UserError("NLVR checkpoint has no pairs of fusion layers", hint="give format explicitly")
@@ -347,18 +347,18 @@ def _architecture_checks(model, state: Mapping[str, Any], fmt: str) -> None:
         want_fusion = None if first_cross is None else n_ck - first_cross
     if want_layers and want_layers != text.num_layers:
         raise UserError(f"checkpoint BERT has {want_layers} layers, the model {text.num_layers}",
-                        hint=f"set the model.text config num_hidden_layers: {want_layers}")
+                        hint=f"set the model.options.text config num_hidden_layers: {want_layers}")
     if model.layout == "split" and want_fusion is not None:
         have = model.fusion_range[1] - model.fusion_range[0]
         if have != want_fusion:
             raise UserError(f"checkpoint has {want_fusion} fusion (cross-attention) layers, the model {have}",
-                            hint=f"set model.fusion_layers: {want_fusion}")
+                            hint=f"set model.options.fusion_layers: {want_fusion}")
     depth = 1 + max([int(m.group(1)) for k in state for m in [re.match(r"^visual_encoder\.blocks\.(\d+)\.", k)] if m],
                     default=-1)
     have_depth = len(model.visual_encoder.vit.blocks)
     if depth and depth != have_depth:
         raise UserError(f"checkpoint ViT has {depth} blocks, the model {have_depth}",
-                        hint=f"set the model.image options depth: {depth}")
+                        hint=f"set the model.options.image options depth: {depth}")
 
 
 def _to_simla_bench(state: Mapping[str, Any], fmt: str, model) -> tuple[dict, dict, dict, list, list]:

@@ -110,7 +110,7 @@ class ITC(Objective):
 
     needs = frozenset({"text", "momentum"})
     defaults = {
-        #: queue length per modality; null = the model's ``queue_size`` (config model.queue_size)
+        #: queue length per modality; null = the model's ``queue_size`` (config model.options.queue_size)
         "queue_size": None,
         #: momentum distillation (soft targets weighted by the trainer's alpha)
         "distill": True,
