@@ -158,18 +158,14 @@ def test_decoder_learns_to_rank_synthetic_answers():
 
 
 # ------------------------------------------------------------------ with a simla-bench model
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from simla_bench.testing.plugin_kit import tiny_world
-
-    return tiny_world(tmp_path_factory.mktemp("vqa_decoder_world") / "world")
+@pytest.fixture
+def world(simla_tiny_world):
+    return simla_tiny_world
 
 
-@pytest.fixture(scope="module")
-def model(world):
-    from simla_bench.testing.plugin_kit import tiny_model
-
-    return tiny_model(world)
+@pytest.fixture
+def model(simla_tiny_model):
+    return simla_tiny_model
 
 
 def test_decoder_from_model_copies_the_top_layers_and_mlm_head(model):
