@@ -278,6 +278,11 @@ def _load_with_base(path: Path, seen: set[Path]) -> dict[str, Any]:
     data = load_yaml(path)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    if isinstance(data.get("model"), Mapping):  # a legacy model: section merges into its base's options
+        try:
+            data["model"] = normalise_model_section(data["model"])
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     base = data.pop("base", None)
     if base is None:
         return dict(data)

@@ -122,3 +122,14 @@ def test_child_config_replaces_task_and_objective_sets(tmp_path):
     cfg = load_config(tmp_path / "child.yaml")
     assert list(cfg.tasks) == ["retrieval"]
     assert cfg.objective_names() == ["itc", "itm"]
+
+
+def test_legacy_child_config_extends_a_new_form_base(tmp_path):
+    """A config written before 0.3 that says `base: default.yaml` and puts vlp options directly under
+    model: still merges into the base's model.options."""
+    path = tmp_path / "old.yaml"
+    path.write_text("base: default.yaml\nmodel:\n  layout: split\n  fusion_layers: 1\n")
+    cfg = load_config(path)
+    assert cfg.model.name == "vlp"
+    assert cfg.model.options["layout"] == "split" and cfg.model.options["fusion_layers"] == 1
+    assert cfg.model.options["text_pool"] == "mean"  # the base's options are kept

@@ -51,7 +51,8 @@ def test_itc_pretraining_retrieves_far_above_chance(tmp_path_factory, tmp_path):
     cfg = cfg.model_copy(update={"device": "cpu", "objectives": ["itc"]})
     records = world.load("pretrain", "train")
     torch.manual_seed(0)
-    model = assemble(cfg.model, captions=[r.caption for r in records]).model
+    built = assemble(cfg.model, captions=[r.caption for r in records])
+    model, tokenizer = built.model, built.tokenizer
     result = pretrain(cfg, {"itc": (get_registry().load("objective", "itc")("itc"), 1.0)}, model, records,
                       tmp_path, seed=0)
     losses = [row["itc"] for row in result.loss_curve]

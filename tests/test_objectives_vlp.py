@@ -93,7 +93,7 @@ def test_simla_set_trains_through_the_trainer(setup_world, tmp_path):
 
     records, tok, cfg, _ = setup_world
     model = _model(setup_world)
-    exp = ExperimentConfig(model=cfg, device="cpu",
+    exp = ExperimentConfig(model={"name": "vlp", "options": cfg.model_dump(mode="json")}, device="cpu",
                            pretrain=PretrainConfig(steps=60, batch_size=8, lr=1e-3, warmup_steps=5,
                                                    checkpoint_every=1000, augment=False, alpha_warmup_steps=5))
     objs = {"itc": (ITC("itc"), 1.0), "itm": (ITM("itm"), 1.0),
