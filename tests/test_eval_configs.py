@@ -16,7 +16,8 @@ EVAL_CONFIGS = sorted((CONFIG_DIR / "eval").glob("*.yaml"))
 def test_there_is_a_config_per_released_checkpoint():
     names = {p.stem for p in EVAL_CONFIGS}
     assert {"albef_flickr30k", "albef_mscoco", "albef_zeroshot_flickr30k", "albef_refcoco", "albef_vqa",
-            "albef_nlvr2", "simla_zeroshot_flickr30k", "simla_coco_finetune"} <= names
+            "albef_nlvr2", "albef_4m_zeroshot_flickr30k", "albef_4m_finetune", "simla_zeroshot_flickr30k",
+            "simla_finetune"} <= names
 
 
 @pytest.mark.parametrize("path", EVAL_CONFIGS, ids=lambda p: p.stem)
