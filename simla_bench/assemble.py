@@ -44,6 +44,16 @@ def build_objectives(specs: Mapping[str, Any], registry: Any = None) -> dict[str
     return out
 
 
+def build_tokenizer(recipe: ModelPlugin, captions: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+                    tokenizer_dir: str | Path | None = None) -> Any:
+    """The recipe's tokenizer; ``captions`` (or a callable giving them) are read
+    only when the recipe learns its vocabulary from them."""
+    texts = None
+    if recipe.tokenizer_needs_captions():
+        texts = list(captions() if callable(captions) else (captions or []))
+    return recipe.build_tokenizer(texts, Path(tokenizer_dir) if tokenizer_dir else None)
+
+
 @dataclass
 class Assembly:
     """What :func:`assemble` returns."""
@@ -64,10 +74,7 @@ def assemble(model_cfg: Any, *, captions: Iterable[str] | Callable[[], Iterable[
     checkpoint (when the options name one and ``load_weights``) -> objectives."""
     recipe = model_recipe(model_cfg, registry)
     if tokenizer is None:
-        texts = None
-        if recipe.tokenizer_needs_captions():
-            texts = list(captions() if callable(captions) else (captions or []))
-        tokenizer = recipe.build_tokenizer(texts, Path(tokenizer_dir) if tokenizer_dir else None)
+        tokenizer = build_tokenizer(recipe, captions, tokenizer_dir)
     model = recipe.build(tokenizer)
     report = recipe.load_weights(model) if load_weights else None
     objs = build_objectives(objectives or {}, registry)

@@ -4,20 +4,11 @@ a target that is not a ModelPlugin, or a bad option, is refused in one line."""
 
 from __future__ import annotations
 
-import types
-
 import pytest
+from test_registry import _plugin
 
 from simla_bench.errors import ConfigError, PluginError
-from simla_bench.hookspecs import hookimpl
 from simla_bench.testing.plugin_kit import TINY_MODEL
-
-
-def _plugin(**hooks):
-    module = types.ModuleType("test_model_plugin")
-    for name, fn in hooks.items():
-        setattr(module, name, hookimpl(fn))
-    return module
 
 
 def _tiny_recipe():

@@ -42,10 +42,10 @@ ALBEF_MAX_WORDS = {"caption": 30, "question": 50}
 
 def albef_clean(texts: list[str], kind: str = "caption") -> list[str]:
     """ALBEF's text cleaning: ``pre_question`` for VQA questions, ``pre_caption`` otherwise."""
-    from simla_bench.plugins.models.preprocess import pre_caption, pre_question
+    from simla_bench.plugins.models.preprocess import clean_text
 
-    fn = pre_question if kind == "question" else pre_caption
-    return [fn(t, ALBEF_MAX_WORDS.get(kind, 30)) for t in texts]
+    kind = "question" if kind == "question" else "caption"
+    return [clean_text(t, kind, ALBEF_MAX_WORDS[kind]) for t in texts]
 
 
 class VLPRecipe(ModelPlugin):
@@ -105,7 +105,8 @@ class VLPRecipe(ModelPlugin):
 
         path = Path(self.cfg.checkpoint)
         try:
-            stamp = (str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size)
+            stat = path.stat()
+            stamp = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         except OSError:
             stamp = None
         if stamp is None or _LAST_READ.get("stamp") != stamp:

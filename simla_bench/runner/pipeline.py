@@ -138,13 +138,10 @@ class DefaultPipeline(Pipeline):
         return trainer_subset(list(data.source.load("pretrain", "train")), fraction)
 
     def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path | None) -> Any:
-        from simla_bench.assemble import model_recipe
+        from simla_bench.assemble import build_tokenizer, model_recipe
 
-        recipe = model_recipe(cfg.model)
-        captions = None
-        if recipe.tokenizer_needs_captions():
-            captions = [r.caption for r in data.source.load("pretrain", "train")]
-        return recipe.build_tokenizer(captions, workdir)
+        return build_tokenizer(model_recipe(cfg.model),
+                               lambda: [r.caption for r in data.source.load("pretrain", "train")], workdir)
 
     def build_model(self, cfg: ExperimentConfig, tokenizer: Any) -> Any:
         """The model of ``cfg.model`` (its checkpoint loaded when the options name

@@ -47,10 +47,10 @@ def tiny_model(world, seed: int = 0, **overrides: Any):
     tokenizer (``model.tokenizer``) is trained on the world's pretraining captions."""
     import torch
 
-    from simla_bench.assemble import assemble, model_recipe
+    from simla_bench.assemble import assemble, build_tokenizer, model_recipe
 
     cfg = tiny_model_config(**overrides)
-    tokenizer = model_recipe(cfg).build_tokenizer([r.caption for r in world.load("pretrain", "train")])
+    tokenizer = build_tokenizer(model_recipe(cfg), [r.caption for r in world.load("pretrain", "train")])
     torch.manual_seed(seed)
     return assemble(cfg, tokenizer=tokenizer).model
 
