@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_KIT = ("make_step", "make_batch", "tiny_world", "tiny_model", "tiny_model_config", "task_context", "TINY_MODEL")
+_KIT = ("make_step", "make_batch", "tiny_world", "tiny_model", "tiny_model_config", "task_context", "TINY_MODEL",
+        "TINY_SIZES", "default_model_options")
 
 __all__ = list(_KIT)
 

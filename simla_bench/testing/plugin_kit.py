@@ -4,7 +4,9 @@ context.  The pytest fixtures in :mod:`simla_bench.testing.fixtures` are thin
 wrappers over these; plugin authors may also call them directly.
 
 Everything is CPU-sized (a 64px world at the ``tiny`` preset, a 2-layer ViT
-and a 2-layer BERT of width 64) so that a plugin's tests run in seconds.
+and a 2-layer BERT of width 64) so that a plugin's tests run in seconds.  The
+tiny model is the default experiment's model (``configs/default.yaml``: e.g.
+its text side pools the token mean under the attention mask) at tiny sizes.
 """
 
 from __future__ import annotations
@@ -12,16 +14,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: the tiny model's options (model ``vlp``): 2-layer ViT and 2-layer BERT at width 64, 32-d ITC space
-TINY_MODEL = {
+#: the sizes that make the default model tiny: a 2-layer ViT and a 2-layer BERT at width 64, a 32-d ITC
+#: space, a 300-token WordPiece vocabulary
+TINY_SIZES = {
     "image": {"name": "vit_world_tiny", "options": {"embed_dim": 64, "depth": 2, "num_heads": 2}},
     "text": {"name": "bert_world_tiny", "options": {"config": {
         "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}}},
     "embed_dim": 32,
-    "queue_size": 64,
     "vocab_size": 300,
     "max_text_len": 25,
 }
+
+
+def default_model_options() -> dict[str, Any]:
+    """The ``vlp`` options of the default experiment (``configs/default.yaml``'s
+    ``model.options``: layout, ``text_pool``, queue, temperature ...)."""
+    from simla_bench.config import load_config
+
+    return load_config().model.options
+
+
+def _tiny_model_options() -> dict[str, Any]:
+    from simla_bench.config import deep_merge
+
+    return deep_merge(default_model_options(), TINY_SIZES)
+
+
+#: the tiny model's options (model ``vlp``): the default experiment's model (its layout, its
+#: ``text_pool: mean``, its queue ...) at :data:`TINY_SIZES`, so that a plugin that works on
+#: the tiny model works on the model ``simla-bench run`` builds
+TINY_MODEL = _tiny_model_options()
 
 
 def tiny_world(root: str | Path, seed: int = 0):
