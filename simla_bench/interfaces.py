@@ -99,6 +99,10 @@ class Objective(abc.ABC):
     """
 
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: model heads (capability names) this objective trains, e.g. ``{"itm_head"}``: the trainer records
+    #: them in ``model.trained_heads`` (:mod:`simla_bench.heads`), so that a task can tell a trained
+    #: head from one still at its random initialisation
+    trains: ClassVar[frozenset[str]] = frozenset()
     defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, name: str, options: Mapping[str, Any] | None = None):

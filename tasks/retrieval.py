@@ -7,7 +7,10 @@
   candidates of every query (both directions) re-scored by the ITM positive
   logit, all other pairs -100 (:mod:`simla_bench.tasks.rerank`, vectorised
   and batched), then the official ``itm_eval`` recall
-  (:mod:`simla_bench.metrics.retrieval`).
+  (:mod:`simla_bench.metrics.retrieval`).  A model whose ITM head no
+  objective, checkpoint or fine-tuning trained (:mod:`simla_bench.heads`) is
+  ranked by the ITC similarities alone, said in the log and in
+  ``extra["ranking"]`` (``extra["ranking_zero_shot"]`` for ``test_zs``).
 * Metrics ``<split>/TR@1 ... /r_mean`` for ``test`` and ``test_comp`` (and
   ``test_zs/...`` for the pretrained model in finetune mode).  Primary:
   ``test/r_mean``; ``per_example`` holds one value per test image, the
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 
 from simla_bench.errors import ConfigError
+from simla_bench.heads import is_trained, mark_trained
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.data import ImageBank, load_split, encode_images, encode_texts, text_max_len, tokenize
@@ -33,6 +37,9 @@ from simla_bench.tasks.rerank import itm_scorer, rerank
 METRICS = ("TR@1", "TR@5", "TR@10", "IR@1", "IR@5", "IR@10", "tr_mean", "ir_mean", "r_mean")
 MODES = ("finetune", "zero_shot")
 RECALL_KS = (1, 5, 10)
+#: ``extra["ranking"]``: how the scores were made
+RANKING_ITM = "itm (itc top-k re-scored by the ITM head)"
+RANKING_ITC = "itc (no trained ITM head)"
 
 
 def per_image_scores(result: dict, img2txt: list[list[int]], n_txt: int) -> list[float]:
@@ -48,14 +55,18 @@ def per_image_scores(result: dict, img2txt: list[list[int]], n_txt: int) -> list
 
 @torch.no_grad()
 def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_len: int, batch_size: int,
-                     device) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores_i2t, scores_t2i)`` of one :class:`RetrievalSplit`."""
+                     device, itm: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores_i2t, scores_t2i)`` of one :class:`RetrievalSplit`; with
+    ``itm=False`` the ITC similarities themselves (no ITM re-ranking)."""
     model.eval()
     bank = ImageBank(split.images, model if hasattr(model, "image_transform") else image_size)
     image_embeds = encode_images(model, bank.tensor[bank.index(split.images)], batch_size, device)
     ids, mask = tokenize(tokenizer, split.texts, max_len, device)
     text_embeds = encode_texts(model, ids, mask, batch_size)
     sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds, mask).t()
+    if not itm:
+        sims = sims.float().cpu()
+        return sims.numpy(), sims.t().contiguous().numpy()
     scorer = itm_scorer(model, image_embeds, ids, mask, text_embeds)
     s_i2t, s_t2i = rerank(sims.float().cpu(), k, scorer, batch_size=batch_size)
     return s_i2t.numpy(), s_t2i.numpy()
@@ -91,8 +102,17 @@ class RetrievalTask(Task):
                                 [r.image_id for r in records], device, gen, "retrieval")
 
     # ------------------------------------------------------------------ eval
+    def ranking(self, model, ctx: TaskContext, what: str) -> str:
+        """:data:`RANKING_ITM` when ``model``'s ITM head was trained, else
+        :data:`RANKING_ITC` (logged: its re-ranking would be noise)."""
+        if is_trained(model, "itm_head"):
+            return RANKING_ITM
+        ctx.log(f"{self.name}: {what} has no trained ITM head (no ITM objective, fine-tuning or checkpoint "
+                "filled it): ranking by ITC similarities alone, without ITM re-ranking")
+        return RANKING_ITC
+
     def evaluate(self, model, ctx: TaskContext, split_name: str, device,
-                 skipped: list[str]) -> tuple[dict, list[float]] | None:
+                 skipped: list[str], itm: bool = True) -> tuple[dict, list[float]] | None:
         from simla_bench.metrics.retrieval import itm_eval
 
         o = self.options
@@ -101,7 +121,7 @@ class RetrievalTask(Task):
             return None
         s_i2t, s_t2i = retrieval_scores(model, split, ctx.tokenizer or model.tokenizer, k=o["k"],
                                         image_size=model.image_size, max_len=text_max_len(model, o),
-                                        batch_size=o["eval_batch_size"], device=device)
+                                        batch_size=o["eval_batch_size"], device=device, itm=itm)
         result = itm_eval(s_i2t, s_t2i, split.txt2img, split.img2txt)
         metrics = {f"{split_name}/{m}": float(result[m]) for m in METRICS}
         return metrics, per_image_scores(result, split.img2txt, len(split.texts))
@@ -117,16 +137,22 @@ class RetrievalTask(Task):
         if o["mode"] == "finetune":
             if o["zero_shot_eval"]:
                 t0 = time.perf_counter()
-                zs, _ = self.evaluate(model, ctx, "test", device, [])
+                extra["ranking_zero_shot"] = self.ranking(model, ctx, "the pretrained model")
+                zs, _ = self.evaluate(model, ctx, "test", device, [],
+                                      itm=extra["ranking_zero_shot"] == RANKING_ITM)
                 metrics.update({k.replace("test/", "test_zs/", 1): v for k, v in zs.items()})
                 timings["zero_shot_eval"] = time.perf_counter() - t0
             log = self.finetune(model, ctx, device, gen)
             extra["finetune"] = log.summary()
             timings["finetune"] = log.seconds
+            if log.steps > 0:  # ITC + ITM fine-tuning trained this copy's ITM head
+                mark_trained(model, {"itm_head"})
+        extra["ranking"] = self.ranking(model, ctx, "the model" if o["mode"] == "zero_shot" else "the fine-tuned model")
         per_example: dict[str, list[float]] = {}
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
-            out = self.evaluate(model, ctx, split_name, device, extra["skipped_splits"])
+            out = self.evaluate(model, ctx, split_name, device, extra["skipped_splits"],
+                                itm=extra["ranking"] == RANKING_ITM)
             if out is None:
                 continue
             metrics.update(out[0])

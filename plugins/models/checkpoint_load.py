@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from simla_bench.errors import UserError
+from simla_bench.heads import mark_trained
 
 FORMATS = ("simla_bench", "albef_pretrain", "albef_retrieval", "albef_grounding", "albef_vqa", "albef_nlvr", "simla")
 _STRICT_HINT = "strict: false to load anyway"
@@ -45,6 +46,8 @@ _FORMAT_ABSENT = {
     "albef_nlvr": _SIMLA_ONLY + _HEADLESS,
     "simla": (),
 }
+#: keys of a flat checkpoint state that are not tensors of the model
+_NON_TENSOR_KEYS = ("objectives", "trained_heads")
 #: momentum modules no official checkpoint has (ALBEF/SIMLA have no itm_head_m); copied from the online model
 _MOMENTUM_ABSENT = ("itm_head.", "mlm_head.", "temp")
 
@@ -70,6 +73,9 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    #: heads (``*_head`` modules) the checkpoint filled with trained weights, recorded in
+    #: ``model.trained_heads`` (:mod:`simla_bench.heads`)
+    trained_heads: list[str] = field(default_factory=list)
 
     def summary(self, max_names: int = 8) -> str:
         """A one-screen text report: counts, then up to ``max_names`` names per list."""
@@ -158,6 +164,8 @@ def _unwrap(obj: Any, p: Path | None = None) -> dict[str, Any]:
             flat.update({f"momentum.{k}": v for k, v in obj["momentum"].items()})
         if isinstance(obj.get("objectives"), Mapping):
             flat["objectives"] = dict(obj["objectives"])
+        if isinstance(obj.get("trained_heads"), (list, tuple)):
+            flat["trained_heads"] = [str(h) for h in obj["trained_heads"]]
         return _strip_module(flat)
     for key in ("model", "state_dict", "module"):
         if isinstance(obj.get(key), Mapping):
@@ -171,8 +179,8 @@ def _unwrap(obj: Any, p: Path | None = None) -> dict[str, Any]:
 
 
 def _strip_module(state: dict[str, Any]) -> dict[str, Any]:
-    if state and all(str(k).startswith("module.") or k == "objectives" for k in state):
-        return {(k[len("module."):] if k != "objectives" else k): v for k, v in state.items()}
+    if state and all(str(k).startswith("module.") or k in _NON_TENSOR_KEYS for k in state):
+        return {(k[len("module."):] if k not in _NON_TENSOR_KEYS else k): v for k, v in state.items()}
     return state
 
 
@@ -370,7 +378,9 @@ def _to_simla_bench(state: Mapping[str, Any], fmt: str, model) -> tuple[dict, di
     notes: list[str] = []
     if fmt == "simla_bench":
         for key, value in state.items():
-            if key == "objectives":
+            if key == "trained_heads":
+                extras["trained_heads"] = list(value)
+            elif key == "objectives":
                 extras["objectives"] = value
                 if isinstance(value, Mapping) and isinstance(value.get("itc"), Mapping) and value["itc"]:
                     extras["itc"] = value["itc"]
@@ -465,6 +475,19 @@ def _fill(target_model, source: Mapping[str, torch.Tensor], fmt: str, grid: tupl
     return count, filled, unused
 
 
+def _filled_heads(model, filled: set[str], recorded: list[str] | None) -> list[str]:
+    """The ``*_head`` modules whose every tensor the checkpoint filled.  A released
+    checkpoint's heads are trained; a simla-bench trainer checkpoint says which
+    of its heads were (``trained_heads``: a head of an objective it never ran is
+    saved at its initialisation); one written before that record counts as trained."""
+    heads = []
+    for name, module in model.named_children():
+        keys = list(module.state_dict()) if name.endswith("_head") and module is not None else []
+        if keys and all(f"{name}.{k}" in filled for k in keys):
+            heads.append(name)
+    return heads if recorded is None else [h for h in heads if h in set(recorded)]
+
+
 def _needed(model) -> list[str]:
     """Model state keys that must be filled (parameters and persistent buffers)."""
     return list(model.state_dict(keep_vars=True))
@@ -500,6 +523,7 @@ def load_checkpoint(model, path_or_state: str | Path | Mapping[str, Any], format
         model.enable_two_image_fusion()
         report.notes.append("two-image fusion enabled: ALBEF layers 2j/2j+1 after the text layers -> layer and twin")
     online, momentum, extras, unused, notes = _to_simla_bench(state, fmt, model)
+    recorded_heads = extras.pop("trained_heads", None)
     report.extras, report.notes = extras, report.notes + notes
     report.unused.extend(unused)
 
@@ -521,6 +545,8 @@ def load_checkpoint(model, path_or_state: str | Path | Mapping[str, Any], format
         if key in filled:
             continue
         (report.absent if _absent(key, absent_prefixes) else report.unfilled).append(key)
+    report.trained_heads = _filled_heads(model, filled, recorded_heads)
+    mark_trained(model, report.trained_heads)
 
     if momentum or model.has_momentum():
         mom = model.momentum_model()

@@ -47,6 +47,7 @@ class ITM(Objective):
     """Image-text matching with hard negatives mined from ITC similarities (or random ones)."""
 
     needs = frozenset({"text", "fusion", "itm_head"})
+    trains = frozenset({"itm_head"})
     defaults: Mapping[str, Any] = {
         #: hard: drawn from the softmax of the ITC similarities (ALBEF, SIMLA); random: uniform (UNITER)
         "negatives": "hard",

@@ -29,6 +29,7 @@ import torch
 
 from simla_bench.runtime import configure_math
 from simla_bench.errors import ConfigError, PluginError
+from simla_bench.heads import mark_trained, trained_heads
 from simla_bench.training import checkpoint as ckpt_io
 from simla_bench.training.data import build_loader, move_batch, subset_records
 from simla_bench.training.distributed import DistContext, init_from_env
@@ -144,6 +145,8 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
         momentum.to(device)
     for obj, _ in active.values():
         obj.setup(model, records)
+    if total > 0:  # the heads these objectives train (a task asks before relying on one)
+        mark_trained(model, {h for obj, _ in active.values() for h in getattr(obj, "trains", ())})
     # objective state a loaded full checkpoint carried (e.g. ALBEF's ITC queues); a resumed run overrides it below
     carried = getattr(model, "objective_states", None) or {}
     for name, (obj, _) in active.items():
@@ -199,7 +202,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "objectives": {n: o.state_dict() for n, (o, _) in active.items()},
                 "rng": rng_all, "loss_curve": curve, "seconds": prior_seconds + (time.perf_counter() - t_start),
-                "world_size": dctx.world_size,
+                "world_size": dctx.world_size, "trained_heads": sorted(trained_heads(model)),
             })
         dctx.barrier()
 
