@@ -104,9 +104,67 @@ class TaskConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class RowObjective(_Strict):
+    """A matrix row's own setting of one of its objectives.  ``weight`` unset:
+    the experiment's ``objectives:`` weight (else 1); ``options`` are merged
+    key by key over the experiment's options for that objective."""
+
+    weight: float | None = Field(None, ge=0.0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+_ROW_OBJECTIVE_FORMS = "a name (itc), or {name: {weight: w, options: {...}}}, {name: w} or {name: {options: {...}}}"
+
+
+def normalise_row_objectives(value: Any) -> Any:
+    """A row's ``objectives``: a list whose entries are a name or a one-key
+    mapping ``{name: spec}``, or a mapping ``{name: spec}`` (as the experiment's
+    ``objectives:`` section).  ``spec`` is ``null``, a weight, or
+    ``{weight: w, options: {...}}``.  Returns ``{name: spec}`` in row order."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        entries = list(value.items())
+    elif isinstance(value, (list, tuple)):
+        entries = []
+        for entry in value:
+            if isinstance(entry, str):
+                entries.append((entry, None))
+            elif isinstance(entry, Mapping) and len(entry) == 1:
+                entries.append(next(iter(entry.items())))
+            else:
+                raise ValueError(f"objectives entry {entry!r} is not {_ROW_OBJECTIVE_FORMS}")
+    else:
+        raise ValueError(f"objectives must be a list of entries, each {_ROW_OBJECTIVE_FORMS}")
+    out: dict[str, Any] = {}
+    for name, spec in entries:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"objective name {name!r} is not a name; each entry is {_ROW_OBJECTIVE_FORMS}")
+        if spec is None:
+            spec = {}
+        elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
+            spec = {"weight": spec}
+        elif isinstance(spec, Mapping):
+            unknown = [k for k in spec if k not in RowObjective.model_fields]
+            if unknown:
+                raise ValueError(f"objective '{name}': '{unknown[0]}' is not weight or options; write an objective's "
+                                 f"options under options: ({{{name}: {{options: {{{unknown[0]}: ...}}}}}})")
+            spec = dict(spec)
+        else:
+            raise ValueError(f"objective '{name}': {spec!r} is not a weight or {{weight: w, options: {{...}}}}")
+        if name in out and out[name] != spec:
+            raise ValueError(f"objective '{name}' is listed twice with different settings; list it once")
+        out[name] = spec
+    return out
+
+
 class MatrixRow(_Strict):
-    name: str | None = None
-    objectives: list[str]
+    """One row of ``matrix:``: its label, its objectives (names, or names with
+    their own weight/options) and its ``model:`` overrides."""
+
+    name: str | None = Field(None, min_length=1)
+    #: name -> the row's own weight/options, in the order listed (see :func:`normalise_row_objectives`)
+    objectives: dict[str, RowObjective]
     #: overrides of the experiment's ``model:`` for this row only (e.g. ALBEF's
     #: split layout next to SIMLA's single stream): ``{options: {...}}``, merged
     #: key by key (the legacy form, options directly under ``model:``, is read too)
@@ -116,6 +174,11 @@ class MatrixRow(_Strict):
     @classmethod
     def _model_keys(cls, value: Any) -> Any:
         return normalise_model_section(value, "matrix row model")
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objective_entries(cls, value: Any) -> Any:
+        return normalise_row_objectives(value)
 
     @property
     def label(self) -> str:
@@ -171,6 +234,18 @@ class ExperimentConfig(_Strict):
         for where, ref in refs:
             if ref not in names:
                 raise ValueError(f"{where} names dataset '{ref}', which is not defined under datasets: ({', '.join(sorted(names))})")
+        return self
+
+    @model_validator(mode="after")
+    def _row_names_unique(self) -> "ExperimentConfig":
+        first: dict[str, int] = {}
+        for i, row in enumerate(self.matrix, start=1):
+            if row.name is None:
+                continue
+            if row.name in first:
+                raise ValueError(f"matrix rows {first[row.name]} and {i} are both named '{row.name}'; "
+                                 "a name labels one row: rename one of them")
+            first[row.name] = i
         return self
 
     @model_validator(mode="after")

@@ -2,10 +2,16 @@
 
 A *row* is one objective set (with weights and options) at one pretraining
 data fraction, with the row's own ``model:`` overrides if it has any; a *cell*
-is (row, seed, task).  Rows whose objective sets are equal (order does not
-matter) and whose data fraction and model overrides are equal are one row:
-they would compute the same numbers, so they are merged and labelled with all
-their names.
+is (row, seed, task).  A row's objectives are resolved here: the weight and
+options a matrix row gives an objective, over the experiment's ``objectives:``
+entry for it (:func:`row_objectives`).  Rows whose resolved objectives (names,
+weights and options; order does not matter), data fraction and model
+overrides are equal are one row: they would compute the same numbers, so they
+are merged and labelled with all their names.  Distinct rows get distinct
+labels: a ``name`` is the row's label (two rows may not share one, see
+``config.py``); an automatic label (the objective names) that two distinct
+rows would share gets the settings that tell them apart appended, e.g.
+``itc,itm [layout=split]`` or ``itc,wpa [wpa.mode=ot]``.
 
 The checks here turn bad input into one-line :class:`UserError`s before any
 data is generated: unknown objective/task names (with did-you-mean), bad
@@ -19,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from simla_bench.config import ExperimentConfig
+from simla_bench.config import ExperimentConfig, MatrixRow, deep_merge
 from simla_bench.errors import ConfigError, UserError
 
 
@@ -29,12 +35,15 @@ class CapabilityError(UserError):
 
 @dataclass(frozen=True)
 class Row:
-    """One objective set at one data fraction."""
+    """One objective set (with its weights and options) at one data fraction."""
 
     labels: tuple[str, ...]
     objectives: tuple[str, ...]  # in the order first given (display); keys sort them
     data_fraction: float = 1.0
     model_json: str = ""  # the row's model overrides as canonical JSON ("" = none)
+    #: the resolved objectives ``{name: {weight, options}}`` as canonical JSON ("" = the
+    #: experiment's ``objectives:`` entries, for rows made by hand)
+    objective_json: str = ""
 
     @property
     def model_overrides(self) -> dict[str, Any]:
@@ -47,6 +56,11 @@ class Row:
     @property
     def objective_set(self) -> frozenset[str]:
         return frozenset(self.objectives)
+
+    @property
+    def identity(self) -> tuple[str, float, str]:
+        """What makes two rows the same computation (not their labels)."""
+        return (self.objective_json or ",".join(sorted(self.objectives)), self.data_fraction, self.model_json)
 
 
 @dataclass(frozen=True)
@@ -74,7 +88,8 @@ def _fraction_suffix(fraction: float, fractions: list[float]) -> str:
 
 
 def expand(cfg: ExperimentConfig) -> Matrix:
-    """Rows x data fractions; duplicate objective sets merged."""
+    """Rows x data fractions; rows that resolve to the same computation merged;
+    distinct rows labelled distinctly."""
     fractions = list(cfg.data_fractions) or [cfg.pretrain.data_fraction]
     for f in fractions:
         if not 0.0 < f <= 1.0:
@@ -86,37 +101,115 @@ def expand(cfg: ExperimentConfig) -> Matrix:
     evaluate_only = cfg.pretrain.steps == 0  # the model is evaluated as built / loaded
     if not cfg.matrix and not cfg.objectives and not evaluate_only:
         raise ConfigError("no pretraining objectives configured", hint="give --objectives itc,itm or an objectives: list")
-    merged: dict[tuple[frozenset[str], float, str], Row] = {}
+    # one entry per distinct matrix row: (its labels, named?, objectives, resolved JSON, model JSON, settings)
+    distinct: dict[tuple[str, str], dict[str, Any]] = {}
     notes: list[str] = []
     for mrow in cfg.rows():
-        objectives = tuple(dict.fromkeys(mrow.objectives))
+        objectives = tuple(mrow.objectives)
         if not objectives and not evaluate_only:
             raise ConfigError(f"matrix row '{mrow.label}' has no objectives", hint="list at least one objective, e.g. [itc]")
-        model_json = model_key(mrow.model)
-        for f in fractions:
-            label = mrow.label + _fraction_suffix(f, fractions)
-            key = (frozenset(objectives), float(f), model_json)
-            if key in merged:
-                old = merged[key]
-                notes.append(f"row '{label}' is the same objective set and model as '{old.label}'; it is run once")
-                merged[key] = Row(old.labels + (label,), old.objectives, old.data_fraction, model_json)
-            else:
-                merged[key] = Row((label,), objectives, float(f), model_json)
-    return Matrix(list(merged.values()), list(dict.fromkeys(cfg.seeds)), list(cfg.tasks), notes)
+        resolved = row_objectives(cfg, mrow)
+        key = (_canonical(resolved), model_key(mrow.model))
+        if key in distinct:
+            old = distinct[key]
+            notes.append(f"row '{mrow.label}' is the same objectives and model as '{' = '.join(old['labels'])}'; "
+                         "it is run once")
+            old["labels"].append(mrow.label)
+            old["named"] = old["named"] or mrow.name is not None
+        else:
+            distinct[key] = {"labels": [mrow.label], "named": mrow.name is not None, "objectives": objectives,
+                             "objective_json": key[0], "model_json": key[1],
+                             "settings": _row_settings(cfg, mrow, resolved)}
+    entries = list(distinct.values())
+    _distinct_labels(entries)
+    rows = [Row(tuple(label + _fraction_suffix(f, fractions) for label in e["labels"]), e["objectives"], float(f),
+                e["model_json"], e["objective_json"])
+            for e in entries for f in fractions]
+    return Matrix(rows, list(dict.fromkeys(cfg.seeds)), list(cfg.tasks), notes)
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def model_key(overrides: Mapping[str, Any]) -> str:
     """Canonical JSON of a row's model overrides ("" when there are none)."""
-    return json.dumps(dict(overrides), sort_keys=True, separators=(",", ":")) if overrides else ""
+    return _canonical(dict(overrides)) if overrides else ""
+
+
+def row_objectives(cfg: ExperimentConfig, mrow: MatrixRow) -> dict[str, dict[str, Any]]:
+    """Weight and options of each objective of a matrix row: the row's own
+    weight when it gives one, else the experiment's ``objectives:`` entry's
+    (else 1); the experiment's options with the row's merged over them key by key."""
+    out = {}
+    for name in sorted(mrow.objectives):
+        own, base = mrow.objectives[name], cfg.objectives.get(name)
+        weight = own.weight if own.weight is not None else (base.weight if base else 1.0)
+        out[name] = {"weight": float(weight), "options": deep_merge(base.options if base else {}, own.options)}
+    return out
 
 
 def resolve_objectives(cfg: ExperimentConfig, row: Row) -> dict[str, dict[str, Any]]:
-    """Weight and options of each objective of a row (config entry or defaults)."""
+    """Weight and options of each objective of a row (as :func:`expand` resolved
+    them; for a row made by hand, the config entry or the defaults)."""
+    if row.objective_json:
+        return json.loads(row.objective_json)
     out = {}
     for name in sorted(row.objectives):
         oc = cfg.objectives.get(name)
         out[name] = {"weight": oc.weight if oc else 1.0, "options": dict(oc.options) if oc else {}}
     return out
+
+
+def _flat(prefix: str, value: Any) -> dict[str, str]:
+    if isinstance(value, Mapping) and (value or not prefix):
+        out: dict[str, str] = {}
+        for k in sorted(value):
+            out.update(_flat(f"{prefix}.{k}" if prefix else str(k), value[k]))
+        return out
+    return {prefix: json.dumps(value, default=str) if not isinstance(value, str) else value}
+
+
+def _row_settings(cfg: ExperimentConfig, mrow: MatrixRow, resolved: Mapping[str, Any]) -> dict[str, str]:
+    """What a row sets beyond its objective names, flattened (``layout=split``,
+    ``wpa.mode=ot``, ``itm.weight=0.5``): the label suffix that tells rows apart."""
+    settings = _flat("", dict(mrow.model.get("options") or {}))
+    for name in sorted(mrow.objectives):
+        own = mrow.objectives[name]
+        if own.weight is not None:
+            settings[f"{name}.weight"] = f"{resolved[name]['weight']:g}"
+        settings.update(_flat(name, own.options) if own.options else {})
+    return settings
+
+
+def _distinct_labels(entries: list[dict[str, Any]]) -> None:
+    """Give distinct rows distinct labels: an automatic label two rows share
+    gets the settings that differ between them appended (in place)."""
+    for _ in range(2):  # a suffixed label may now meet another row's label once more
+        by_label: dict[str, list[dict[str, Any]]] = {}
+        for e in entries:
+            by_label.setdefault(" = ".join(e["labels"]), []).append(e)
+        clashes = [group for group in by_label.values() if len(group) > 1]
+        if not clashes:
+            return
+        for group in clashes:
+            keys = sorted({k for e in group for k in e["settings"]})
+            differing = [k for k in keys if len({e["settings"].get(k) for e in group}) > 1]
+            for e in group:
+                if e["named"] and len(e["labels"]) == 1:
+                    continue  # a user's name stays as written; the automatic labels move
+                parts = [f"{k}={e['settings'][k]}" for k in differing if k in e["settings"]]
+                if parts:
+                    e["labels"] = [f"{label} [{', '.join(parts)}]" for label in e["labels"]]
+    by_label = {}
+    for i, e in enumerate(entries):  # still equal: a name that is another row's label, or equal settings
+        label = " = ".join(e["labels"])
+        if label in by_label:
+            if e["named"] or by_label[label]["named"]:
+                raise ConfigError(f"matrix row name '{label}' is also the label of another row of the matrix",
+                                  hint="give that row another name (or name the other row too)")
+            e["labels"] = [f"{lab} #{i + 1}" for lab in e["labels"]]
+        by_label[label] = e
 
 
 def check_names(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
@@ -137,10 +230,15 @@ def check_names(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
                               f"run share one tokenizer); set it in the experiment's model: section")
         if overrides:
             model_recipe(cfg.with_model(row.model_overrides).model, registry)
-    for name in sorted({o for r in matrix.rows for o in r.objectives}):
-        cls = registry.load("objective", name)
-        options = cfg.objectives[name].options if name in cfg.objectives else {}
-        cls(name, options)  # validates options (ConfigError names the objective)
+    for row in matrix.rows:
+        for name, resolved in resolve_objectives(cfg, row).items():
+            cls = registry.load("objective", name)
+            try:
+                cls(name, resolved["options"])  # validates options (ConfigError names the objective)
+            except ConfigError as exc:
+                if len(matrix.rows) == 1:
+                    raise
+                raise ConfigError(f"matrix row '{row.label}': {exc.message}", hint=exc.hint) from None
     for name in matrix.tasks:
         cls = registry.load("task", name)
         cls(name, cfg.tasks[name].options)

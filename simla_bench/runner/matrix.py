@@ -116,8 +116,8 @@ class MatrixRunner:
         matrix = expand(self.cfg)
         check_names(self.cfg, matrix, self.registry)
         if self.only_rows is not None:
-            wanted = {(r.objective_set, r.data_fraction, r.model_json) for r in self.only_rows}
-            matrix.rows = [r for r in matrix.rows if (r.objective_set, r.data_fraction, r.model_json) in wanted]
+            wanted = {r.identity for r in self.only_rows}
+            matrix.rows = [r for r in matrix.rows if r.identity in wanted]
         if self.only_seeds is not None:
             matrix.seeds = [s for s in matrix.seeds if s in self.only_seeds]
         return matrix
