@@ -15,7 +15,11 @@ Environment variables (in the style of ``LLM_LOAD_PLUGINS`` and
 * ``SIMLA_BENCH_LOAD_PLUGINS=dist1,dist2`` loads only these third-party
   distributions (built-ins always load; an empty value loads none).
 * ``SIMLA_BENCH_DISABLE_PLUGINS=dist1,dist2`` skips these distributions.
-* ``SIMLA_BENCH_STRICT_PLUGINS=1`` turns any plugin problem into an error.
+* ``SIMLA_BENCH_STRICT_PLUGINS=1`` turns any plugin problem into an error
+  (and makes ``simla-bench list plugins`` import every target, as ``--check``).
+
+Components are registered lazily (``module:attr`` strings, imported on first
+use); :meth:`Registry.check_targets` imports them all (``list plugins --check``).
 """
 
 from __future__ import annotations
@@ -75,6 +79,21 @@ class PluginProblem:
 
     def one_line(self) -> str:
         return f"plugin '{self.plugin}' from distribution '{self.dist_name}': {self.message}"
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """The outcome of importing one registered component (``simla-bench list plugins --check``)."""
+
+    kind: str
+    name: str
+    origin: str
+    plugin: PluginInfo
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass
@@ -273,6 +292,26 @@ class Registry:
     def __contains__(self, item: tuple[str, str]) -> bool:
         kind, name = item
         return name in self._entries[_normalise_kind(kind)]
+
+    def check_targets(self) -> list[TargetCheck]:
+        """Import every registered component of every kind (lazy ``module:attr``
+        targets included, which listing never imports) and check it against its
+        interface; one :class:`TargetCheck` per component, failures as one line.
+        Plugins that failed to import or register at all are in :attr:`problems`."""
+        checks = []
+        for kind in KINDS:
+            for entry in self.list(kind):
+                try:
+                    entry.load()
+                    error = None
+                except UserError as exc:
+                    error = exc.message
+                except Exception as exc:  # noqa: BLE001 - e.g. an interface check that itself raised
+                    error = (f"{kind} '{entry.name}' from distribution '{entry.plugin.dist_name}': "
+                             f"{type(exc).__name__}: {exc}")
+                checks.append(TargetCheck(kind, entry.name, entry.origin, entry.plugin,
+                                          None if error is None else " ".join(error.split())))
+        return checks
 
     # ---------------------------------------------------------------- observers
     def notify(self, hook: str, **kwargs: Any) -> list[str]:
