@@ -361,7 +361,7 @@ def _load_with_base(path: Path, seen: set[Path]) -> dict[str, Any]:
     base = data.pop("base", None)
     if base is None:
         return dict(data)
-    base_path = (path.parent / base) if (path.parent / base).is_file() else CONFIG_DIR / base
+    base_path = _find_base(path, str(base))
     if base_path.resolve() in seen:
         raise ConfigError(f"{path}: 'base: {base}' makes a cycle")
     seen.add(base_path.resolve())
@@ -370,6 +370,23 @@ def _load_with_base(path: Path, seen: set[Path]) -> dict[str, Any]:
         if key in data:
             merged[key] = copy.deepcopy(data[key])
     return merged
+
+
+def _find_base(path: Path, base: str) -> Path:
+    """The file a config's ``base:`` names: relative to the config file first; else the
+    packaged configs (``CONFIG_DIR``), by the same relative path from the folder of the
+    packaged config of the same name (a user's copy of ``configs/datasets/x.yaml`` saying
+    ``base: ../default.yaml`` finds ``CONFIG_DIR/default.yaml``), then ``CONFIG_DIR/base``,
+    then by the base's file name."""
+    here = path.parent / base
+    if here.is_file():
+        return here
+    packaged = [p.parent / base for p in sorted(CONFIG_DIR.rglob(path.name))]
+    for candidate in [*packaged, CONFIG_DIR / base, CONFIG_DIR / Path(base).name]:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"{path}: 'base: {base}' names no file: looked at {here} and in the packaged configs {CONFIG_DIR}",
+                      hint="give the base's path relative to this file, or the name of a packaged config")
 
 
 def split_csv(value: str | None) -> list[str]:
