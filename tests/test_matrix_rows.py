@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from simla_bench.cli import main
 from simla_bench.config import parse_config
-from simla_bench.errors import ConfigError
+from simla_bench.errors import ConfigError, UserError
 from simla_bench.registry import set_registry
 from simla_bench.runner.cells import expand
 from simla_bench.runner.matrix import MatrixRunner
@@ -151,3 +151,68 @@ def test_cli_matrix_file_with_names_options_and_models(tmp_path, fakes):
     matrix.write_text("matrix:\n  - {name: a, objectives: [itc]}\n  - {name: a, objectives: [itm]}\n")
     res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--matrix", str(matrix), "--out", str(out)])
     assert res.exit_code != 0 and "both named 'a'" in res.output and "Traceback" not in res.output
+
+
+# ------------------------------------------------------------------ --force-row
+
+
+def three_rows(tmp_path, **over):
+    return make_config(tmp_path, matrix=[{"name": "A", "objectives": ["itc"]}, {"name": "B", "objectives": ["itm"]},
+                                         {"objectives": ["itc", "itm"]}], **over)
+
+
+def test_force_row_recomputes_only_the_named_rows(tmp_path):
+    cfg = three_rows(tmp_path)
+    first, _ = run(cfg)
+    assert first.computed == 6
+    pretrained = {r["row"]: r["pretrain_key"] for r in first.records}
+    forced, pipe = run(cfg, force=["B", "itc,itm"])
+    assert [c[0] for c in pipe.pretrain_calls] == [("itm",), ("itc", "itm")]
+    assert all(c[2] == 1 for c in pipe.pretrain_calls)  # from scratch, not resumed
+    assert forced.computed == 4 and forced.cached == 2
+    assert (tmp_path / "run" / "pretrain" / pretrained["A"] / "pretrain.json").exists()  # A untouched
+    everything, pipe = run(cfg, force=True)
+    assert everything.computed == 6 and len(pipe.pretrain_calls) == 3
+
+
+def test_force_row_with_a_data_fraction_sweep_takes_the_row_at_every_fraction(tmp_path):
+    cfg = three_rows(tmp_path, data_fractions=[0.5, 1.0], tasks={"toy": {}})
+    run(cfg)
+    forced, pipe = run(cfg, force=["A"])
+    assert sorted(c[0] for c in pipe.pretrain_calls) == [("itc",), ("itc",)] and forced.computed == 2
+    forced, pipe = run(cfg, force=["A @50%"])
+    assert len(pipe.pretrain_calls) == 1 and forced.computed == 1
+
+
+def test_force_row_that_names_no_row_is_one_line_listing_the_rows(tmp_path):
+    cfg = three_rows(tmp_path)
+    first, _ = run(cfg)
+    with pytest.raises(UserError, match="--force-row 'C' names no row of this run") as err:
+        run(cfg, force=["C"])
+    assert "rows: A; B; itc,itm" in err.value.one_line()
+    assert len(list((tmp_path / "run" / "cells").glob("*.json"))) == 6  # nothing was deleted
+
+
+def test_cli_force_row(tmp_path, fakes):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump(config_data(tmp_path, tasks={"toy": {}}, matrix=[
+        {"name": "A", "objectives": ["itc"]}, {"name": "B", "objectives": ["itm"]}])))
+    runner = CliRunner()
+    assert runner.invoke(main, ["run", "--config", str(cfg)]).exit_code == 0
+    fakes.pretrain_calls.clear()
+    res = runner.invoke(main, ["run", "--config", str(cfg), "--force-row", "B"])
+    assert res.exit_code == 0, res.output
+    assert "1 cells computed, 1 reused" in res.output and [c[0] for c in fakes.pretrain_calls] == [("itm",)]
+    res = runner.invoke(main, ["run", "--config", str(cfg), "--force-row", "b"])
+    assert res.exit_code != 0 and "names no row of this run" in res.output and "rows: A; B" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(main, ["run", "--config", str(cfg), "--force", "--force-row", "B"])
+    assert res.exit_code != 0 and "give one of them" in res.output
+
+
+def test_force_row_survives_the_torchrun_relaunch():
+    from simla_bench.cli.run_cmd import run_command, torchrun_argv
+
+    ctx = run_command.make_context("run", ["--force-row", "A", "--force-row", "itc,itm", "--nproc-per-node", "2"])
+    rest = torchrun_argv(2, ctx)[8:]
+    assert rest == ["--force-row", "A", "--force-row", "itc,itm"]

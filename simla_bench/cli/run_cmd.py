@@ -56,7 +56,10 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
               help="Key layout of --checkpoint (default auto: detected from its keys).")
 @click.option("--no-pretrain", is_flag=True,
               help="Evaluate the model as built/loaded: pretrain.steps 0 and one row named after the checkpoint.")
-@click.option("--force", is_flag=True, help="Recompute cells (and pretraining) even if finished.")
+@click.option("--force", is_flag=True, help="Recompute every row's cells (and pretraining) even if finished.")
+@click.option("--force-row", "force_rows", metavar="ROW", multiple=True,
+              help="Recompute only this row's cells and pretraining (its label as the leaderboard shows it); "
+                   "repeat for several rows.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; warnings and the leaderboard only.")
 @click.option("--log-jsonl", type=click.Path(dir_okay=False), help="Append run events to this JSON-lines file.")
 @click.option("--baseline", metavar="ROW", help="Row to compare against in the final leaderboard.")
@@ -67,7 +70,7 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
               help="Run under torchrun with N processes on this machine (gloo on CPU, NCCL on GPUs); "
                    "rank 0 writes the results.")
 def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_file, data_fraction, steps, device,
-                checkpoint, checkpoint_format, no_pretrain, force, quiet, log_jsonl, baseline, executor, nproc_per_node):
+                checkpoint, checkpoint_format, no_pretrain, force, force_rows, quiet, log_jsonl, baseline, executor, nproc_per_node):
     """Pretrain each objective set, score it on every task, print the leaderboard.
 
     With no options this runs configs/default.yaml on the built-in world
@@ -79,6 +82,7 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
       simla-bench run
       simla-bench run --objectives itc,xmm,psl --world tiny --steps 50
       simla-bench run --ablate --seeds 0,1,2 --baseline itc
+      simla-bench run --ablate --force-row itc --force-row "itm+itc"
       simla-bench run --objectives itc,itm --data-fraction 0.1,0.25,1.0
       simla-bench run --ablate --executor slurm --config my_cluster.yaml
       simla-bench run --nproc-per-node 2 --steps 100
@@ -87,6 +91,7 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
     if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
         raise SystemExit(_relaunch_under_torchrun(nproc_per_node, click.get_current_context()))
     from simla_bench.cli.report_cmd import render_report
+    from simla_bench.errors import ConfigError
     from simla_bench.registry import get_registry
     from simla_bench.runner.executors import make_executor
     from simla_bench.runner.matrix import MatrixRunner
@@ -102,8 +107,11 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
     warn_plugin_problems(registry)
     main_rank = dist_rank()[0] == 0
     progress = make_progress(quiet or not main_rank)
+    if force and force_rows:
+        raise ConfigError("--force recomputes every row; --force-row only the rows it names", hint="give one of them")
     try:
-        runner = MatrixRunner(cfg, registry, get_pipeline(), cfg.output_dir, progress=progress, force=force,
+        runner = MatrixRunner(cfg, registry, get_pipeline(), cfg.output_dir, progress=progress,
+                              force=list(force_rows) if force_rows else force,
                               executor=make_executor(executor or cfg.executor.kind, cfg.executor.slurm))
         result = runner.run()
     finally:
@@ -131,6 +139,9 @@ def torchrun_argv(nproc: int, ctx: click.Context) -> list[str]:
         if param.is_flag:
             if value:
                 args.append(param.opts[0])
+        elif param.multiple:
+            for item in value or ():
+                args += [param.opts[0], str(item)]
         elif value is not None:
             args += [param.opts[0], str(value)]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",

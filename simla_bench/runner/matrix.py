@@ -16,12 +16,13 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from simla_bench import __version__
 from simla_bench.config import ExperimentConfig
@@ -65,6 +66,9 @@ def dist_rank() -> tuple[int, int]:
         return 0, 1
 
 
+_FRACTION = re.compile(r" @[0-9.e+-]+%$")
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -79,14 +83,15 @@ class MatrixRunner:
     """Runs one experiment config into one run directory."""
 
     def __init__(self, cfg: ExperimentConfig, registry, pipeline: Pipeline, run_dir: str | Path,
-                 progress: Progress | None = None, force: bool = False, rows: list[Row] | None = None,
+                 progress: Progress | None = None, force: bool | Sequence[str] = False, rows: list[Row] | None = None,
                  seeds: list[int] | None = None, executor: Any = None, notify_run: bool = True):
         self.cfg = cfg
         self.registry = registry
         self.pipeline = pipeline
         self.store = RunStore(run_dir)
         self.progress = progress or Progress()
-        self.force = force
+        #: True: recompute every row; a list of row labels: only those rows (``--force-row``)
+        self.force = force if isinstance(force, bool) else tuple(force)
         self.only_rows = rows
         self.only_seeds = seeds
         self.executor = executor  # None: run groups here; else e.g. runner.executors.SubmititExecutor
@@ -154,8 +159,25 @@ class MatrixRunner:
         return read.record
 
     # ------------------------------------------------------------ running
+    def forced_rows(self, matrix: Matrix) -> list[Row]:
+        """The rows ``force`` recomputes: all (True), none (False), or those a
+        label names (a row's label, one of its merged names, or its label
+        without the ``@fraction`` suffix: every fraction of it)."""
+        if isinstance(self.force, bool):
+            return list(matrix.rows) if self.force else []
+        chosen: list[Row] = []
+        for name in self.force:
+            hits = [r for r in matrix.rows if name == r.label or name in r.labels
+                    or name in {_FRACTION.sub("", label) for label in r.labels}]
+            if not hits:
+                raise UserError(f"--force-row '{name}' names no row of this run",
+                                hint=f"rows: {'; '.join(r.label for r in matrix.rows)}")
+            chosen += [r for r in hits if r not in chosen]
+        return chosen
+
     def run(self) -> RunResult:
         matrix = self.matrix()
+        forced_rows = self.forced_rows(matrix)  # an unknown row name stops the run before any work
         for note in matrix.notes:
             self.progress.info(note)
         self.store.ensure()
@@ -167,13 +189,15 @@ class MatrixRunner:
             data = self.pipeline.prepare(self.cfg, self.registry, names, self.progress.task_callback())
         planned = self.plan(matrix, data)
 
-        if self.force and self.main:
+        forced = {pc.key for pc in planned if pc.cell.row in forced_rows}
+        if forced and self.main:
             for pc in planned:
-                self.store.delete_record(pc.key)
-            for pkey in {pc.pretrain_key for pc in planned}:
+                if pc.key in forced:
+                    self.store.delete_record(pc.key)
+            for pkey in {pc.pretrain_key for pc in planned if pc.key in forced}:
                 shutil.rmtree(self.store.pretrain_dir / pkey, ignore_errors=True)
-        # every rank must take the same decisions: with --force nothing counts as done
-        done = {pc.key: (None if self.force else self._finished(pc)) for pc in planned}
+        # every rank must take the same decisions: with --force nothing forced counts as done
+        done = {pc.key: (None if pc.key in forced else self._finished(pc)) for pc in planned}
         result.cached = sum(1 for r in done.values() if r is not None)
 
         run_info = {
