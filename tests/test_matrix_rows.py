@@ -216,3 +216,41 @@ def test_force_row_survives_the_torchrun_relaunch():
     ctx = run_command.make_context("run", ["--force-row", "A", "--force-row", "itc,itm", "--nproc-per-node", "2"])
     rest = torchrun_argv(2, ctx)[8:]
     assert rest == ["--force-row", "A", "--force-row", "itc,itm"]
+
+
+# ------------------------------------------------------------------ report order
+
+
+def test_report_lists_rows_in_the_order_and_under_the_names_of_the_latest_config(tmp_path):
+    from simla_bench.report import leaderboard
+    from simla_bench.report.records import load_run_dirs
+
+    first = make_config(tmp_path, tasks={"toy": {}},
+                        matrix=[{"name": "A", "objectives": ["itc"]}, {"name": "B", "objectives": ["itm"]}])
+    run(first)
+    again = make_config(tmp_path, tasks={"toy": {}},
+                        matrix=[{"name": "B renamed", "objectives": ["itm"]}, {"name": "C", "objectives": ["itc", "itm"]},
+                                {"name": "A", "objectives": ["itc"]}])
+    result, pipe = run(again)
+    assert len(pipe.pretrain_calls) == 1  # only C is new; the name is not part of the key
+    assert [r["row"] for r in result.records] == ["B renamed", "C", "A"]
+    loaded = load_run_dirs([tmp_path / "run"])
+    assert [r.label for r in leaderboard.build(loaded.records).rows] == ["B renamed", "C", "A"]
+    # sorted only when asked: by a column, best first
+    board = leaderboard.build(loaded.records, sort="toy")
+    means = [board.stat(r, board.columns[0]).mean for r in board.rows]
+    assert means == sorted(means, reverse=True) and [r.label for r in board.rows] != ["B renamed", "C", "A"]
+    with pytest.raises(UserError, match="--sort 'vqa' names no column.*columns: toy, toy:test/acc"):
+        leaderboard.build(loaded.records, sort="vqa")
+
+
+def test_cli_report_sort(tmp_path, fakes):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump(config_data(tmp_path, tasks={"toy": {}}, matrix=[
+        {"name": "weak", "objectives": [{"itc": {"options": {"rate": 0.01}}}]},
+        {"name": "strong", "objectives": [{"itc": {"options": {"rate": 0.5}}}]}])))
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, ["run", "--config", str(cfg), "--out", str(out)]).exit_code == 0
+    plain = json.loads(CliRunner().invoke(main, ["report", str(out), "--format", "json"]).output)
+    ranked = json.loads(CliRunner().invoke(main, ["report", str(out), "--format", "json", "--sort", "toy"]).output)
+    assert [r["row"] for r in plain] == ["weak", "strong"] and [r["row"] for r in ranked] == ["strong", "weak"]

@@ -12,11 +12,12 @@ FORMATS = ("rich", "markdown", "csv", "json", "latex")
 
 
 def render_report(records, *, fmt: str = "rich", detail: bool = False, baseline: str | None = None,
-                  out: str | None = None, plot_path: str | None = None, n_boot: int = 2000, title: str | None = None):
+                  out: str | None = None, plot_path: str | None = None, n_boot: int = 2000, title: str | None = None,
+                  sort: str | None = None):
     """Build and show/export the leaderboard for ``records`` (shared with ``run``)."""
     from simla_bench.report import export, leaderboard
 
-    board = leaderboard.build(records, detail=detail, baseline=baseline, n_boot=n_boot)
+    board = leaderboard.build(records, detail=detail, baseline=baseline, n_boot=n_boot, sort=sort)
     if fmt == "rich" and out is None:
         console.print(export.to_rich(board, title=title or "simla-bench leaderboard"))
     else:
@@ -45,7 +46,9 @@ def render_report(records, *, fmt: str = "rich", detail: bool = False, baseline:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also draw the leaderboard to FILE.png.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(100, 1_000_000), default=2000, show_default=True,
               help="Paired bootstrap resamples for significance marks.")
-def report_command(run_dirs, detail, baseline, fmt, out, plot_path, n_boot):
+@click.option("--sort", metavar="TASK[:METRIC]",
+              help="Order the rows by this column, best first (default: the order the run's config lists them).")
+def report_command(run_dirs, detail, baseline, fmt, out, plot_path, n_boot, sort):
     """Render the leaderboard of one or more run directories (merged; the same
     cells in several directories count once).
 
@@ -53,6 +56,7 @@ def report_command(run_dirs, detail, baseline, fmt, out, plot_path, n_boot):
     Examples:
       simla-bench report runs/default
       simla-bench report runs/ablation --baseline itc --detail
+      simla-bench report runs/ablation --sort retrieval
       simla-bench report runs/a runs/b --format latex --out table.tex --plot matrix.png
     """
     from simla_bench.report.records import load_run_dirs
@@ -61,7 +65,7 @@ def report_command(run_dirs, detail, baseline, fmt, out, plot_path, n_boot):
     for w in loaded.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     render_report(loaded.records, fmt=fmt, detail=detail, baseline=baseline, out=out, plot_path=plot_path,
-                  n_boot=n_boot)
+                  n_boot=n_boot, sort=sort)
 
 
 COMMANDS = [report_command]

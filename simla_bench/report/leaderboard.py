@@ -3,6 +3,10 @@ each task's primary metric (or every metric with ``detail``), each cell the
 mean ± std over seeds, the best per column, and against a baseline row the
 delta and a paired-bootstrap significance mark.
 
+Rows come in the order of the records (the run's config order, see
+:mod:`simla_bench.report.records`); ``sort`` (``report --sort TASK``) orders
+them by one column instead, best first.
+
 Significance uses the stored per-example scores of the column's metric: for
 the seeds both rows have, the scores are averaged over those seeds per
 example, then :func:`~simla_bench.report.bootstrap.paired_bootstrap` compares
@@ -116,12 +120,28 @@ def find_row(rows: list[RowInfo], name: str) -> RowInfo:
     raise UnknownBaselineError(f"--baseline '{name}' names no row of this leaderboard", hint=hint)
 
 
+def _sort_rows(rows: list[RowInfo], columns: list[Column], cells: dict, sort: str) -> list[RowInfo]:
+    """Rows by the mean of one column, best first (rows without it last):
+    ``TASK`` (its primary metric) or ``TASK:METRIC``."""
+    task, _, metric = sort.partition(":")
+    matches = [c for c in columns if c.task == task and (c.metric == metric if metric else c.primary)]
+    if not matches:
+        names = sorted({c.task for c in columns} | {f"{c.task}:{c.metric}" for c in columns})
+        raise UserError(f"--sort '{sort}' names no column of this leaderboard", hint=f"columns: {', '.join(names)}")
+    col = matches[0]
+    sign = -1.0 if col.direction == "higher" else 1.0
+    present = [r for r in rows if (r.row_key, col) in cells]
+    return sorted(present, key=lambda r: sign * cells[(r.row_key, col)].mean) + \
+        [r for r in rows if (r.row_key, col) not in cells]
+
+
 def _per_example(records: Iterable[dict], metric: str) -> dict[int, np.ndarray]:
     return {r["seed"]: np.asarray(r["per_example"][metric], dtype=float) for r in records if metric in r.get("per_example", {})}
 
 
 def build(records: list[dict], detail: bool = False, baseline: str | None = None, n_boot: int = 2000,
-          boot_seed: int = 0, alpha: float = 0.05) -> Leaderboard:
+          boot_seed: int = 0, alpha: float = 0.05, sort: str | None = None) -> Leaderboard:
+    """The leaderboard of ``records``, rows in record order (or by ``sort``, a column)."""
     rows = _rows(records)
     columns = _columns(records, detail)
     by: dict[tuple[str, str], list[dict]] = {}
@@ -165,4 +185,6 @@ def build(records: list[dict], detail: bool = False, baseline: str | None = None
                 s.p_value = res.p_value
                 s.significant = res.significant(alpha)
     seeds = sorted({r["seed"] for r in records})
+    if sort:
+        rows = _sort_rows(rows, columns, cells, sort)
     return Leaderboard(rows, columns, cells, base, n_boot if base else 0, alpha, seeds)

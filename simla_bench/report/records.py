@@ -2,9 +2,10 @@
 
 Records with the same cell key are the same result: they are kept once (the
 first directory given wins).  Corrupt records are reported and skipped, never
-used.  Records are ordered by each directory's manifest (row order as run,
-then seed, then task order), so tables list rows in the order of the
-experiment (e.g. SIMLA Table 1's cumulative sequence).
+used.  Records are ordered by each directory's manifest (row order as the latest
+run's config lists them, then rows only earlier runs had; then seed, then
+task order), so tables list rows in the order of the experiment (e.g. SIMLA
+Table 1's cumulative sequence), and each row under its latest label.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
     seen: dict[str, dict] = {}
     warnings: list[str] = []
     row_order: list[str] = []
+    row_labels: dict[str, str] = {}  # row key -> its label in the latest run that ran it
     task_order: list[str] = []
     duplicates = 0
     for path in paths:
@@ -53,6 +55,8 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
         for row in manifest.get("rows", []):
             if row.get("row_key") and row["row_key"] not in row_order:
                 row_order.append(row["row_key"])
+                if row.get("row"):
+                    row_labels[row["row_key"]] = row["row"]
         for cell in manifest.get("cells", []):
             if cell.get("task") and cell["task"] not in task_order:
                 task_order.append(cell["task"])
@@ -64,6 +68,8 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
             if key in seen:
                 duplicates += 1
                 continue
+            if read.record.get("row_key") in row_labels:  # a renamed row shows its current name
+                read.record["row"] = row_labels[read.record["row_key"]]
             seen[key] = read.record
     if not seen:
         raise UserError(f"no finished cells in {', '.join(map(str, paths))}", hint="run `simla-bench run --out DIR` first")

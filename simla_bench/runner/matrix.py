@@ -234,7 +234,8 @@ class MatrixRunner:
                         result.computed += 1
                         self.progress.cell_done("done", self._cell_text(pc, record))
 
-        result.records = [done[pc.key] for pc in planned if done[pc.key] is not None]
+        # in the config's row order, each under the row's label now (a reused record keeps the one it was made under)
+        result.records = [{**done[pc.key], "row": pc.cell.row.label} for pc in planned if done[pc.key] is not None]
         run_info["finished"] = _now()
         run_info["failures"] = result.failures
         if self.notify_run and self.main:

@@ -234,11 +234,13 @@ class RunStore:
             old = self.read_manifest() or {}
             merged = dict(manifest)
             merged["schema"] = SCHEMA_VERSION
-            rows = {r["row_key"]: r for r in old.get("rows", [])}
-            rows.update({r["row_key"]: r for r in manifest.get("rows", [])})
+            # this run's rows and cells first, in the order its config lists them (the report's
+            # order), then those only earlier runs had
+            rows = {r["row_key"]: r for r in manifest.get("rows", [])}
+            rows.update({r["row_key"]: r for r in old.get("rows", []) if r["row_key"] not in rows})
             merged["rows"] = list(rows.values())
-            cells = {c["key"]: c for c in old.get("cells", [])}
-            cells.update({c["key"]: c for c in manifest.get("cells", [])})
+            cells = {c["key"]: c for c in manifest.get("cells", [])}
+            cells.update({c["key"]: c for c in old.get("cells", []) if c["key"] not in cells})
             merged["cells"] = list(cells.values())
             merged["runs"] = old.get("runs", []) + manifest.get("runs", [])
             merged["created"] = old.get("created", manifest.get("created"))
