@@ -16,6 +16,7 @@ from PIL import Image
 
 from simla_bench.plugins.datasets.world import semantics as sem
 from simla_bench.plugins.datasets.world.language import nlvr2_truth
+from simla_bench.plugins.datasets.world.meta import META_FILE, read_world_meta
 from simla_bench.plugins.datasets.world.scene import Obj, object_mask
 from simla_bench.plugins.datasets.world.vocab import (COLOURS, GROUP_A, GROUP_B, HELD_OUT, NUMBER_WORDS, SHAPE_PLURALS,
                                                       SHAPES)
@@ -30,12 +31,37 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def meta(world):
     out = {}
-    for line in (world.root / "world_meta.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        rec["objs"] = [Obj(o["shape"], o["colour"], o["size"], o["cx"], o["cy"], o["r"], tuple(o["box"]))
-                       for o in rec["objects"]]
+    for record in read_world_meta(world.root):  # the typed ground truth (docs/world.md)
+        rec = record.to_dict()
+        rec["objs"] = [Obj(o.shape, o.colour, o.size, o.cx, o.cy, o.r, o.box) for o in record.objects]
         out[str((world.root / rec["image"]).resolve())] = rec
     return out
+
+
+def test_world_meta_lines_are_exactly_the_documented_record(world):
+    """Every line of world_meta.jsonl parses strictly into ImageMeta (no key
+    missing, none unknown) and writes back byte for byte."""
+    lines = [line for line in (world.root / META_FILE).read_text().splitlines() if line]
+    records = list(read_world_meta(world.root))
+    assert len(records) == len(lines) > 0
+    for line, record in zip(lines, records):
+        assert json.dumps(record.to_dict(), separators=(",", ":")) == line
+    sections = {r.section.split("/")[0] for r in records}
+    assert sections == {"pretrain", "retrieval", "grounding", "vqa", "nlvr2"}
+    kinds = Counter(t.meaning.get("kind", "nlvr2" if "form" in t.meaning else "?") for r in records for t in r.texts)
+    assert set(kinds) == {"exists", "rel", "count", "ref", "vqa", "nlvr2"}
+    assert all((t.referent is not None) == (t.meaning.get("kind") == "ref") for r in records for t in r.texts)
+
+
+def test_a_line_that_is_not_the_record_is_one_line_naming_the_file_and_line(tmp_path, world):
+    from simla_bench.errors import DataError
+
+    good = (world.root / META_FILE).read_text().splitlines()[0]
+    bad = json.loads(good)
+    bad["objects"][0].pop("box")
+    (tmp_path / META_FILE).write_text(good + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(DataError, match=r"world_meta.jsonl, line 2: an object lacks 'box'"):
+        list(read_world_meta(tmp_path))
 
 
 def scene_of(meta, path: Path) -> dict:

@@ -27,7 +27,6 @@ labels roughly balanced.  Pure Python: no torch.
 
 from __future__ import annotations
 
-import json
 import random
 import zlib
 from dataclasses import dataclass
@@ -107,18 +106,15 @@ def load_split(world_root: str | Path, split: str, seed: int = 0, per_label: int
     """The examples of ``split`` (``train``, ``val``, ``test``) from a world folder."""
     if split not in SECTIONS:
         raise ValueError(f"unknown split '{split}'; splits: {', '.join(SECTIONS)}")
+    from simla_bench.plugins.datasets.world.meta import read_world_meta  # the typed record (docs/world.md)
+
     root = Path(world_root)
-    meta = root / META_FILE
     out: list[EntailmentExample] = []
-    with meta.open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            if entry["section"] not in SECTIONS[split]:
-                continue
-            rng = random.Random(zlib.crc32(f"{seed}/{entry['image']}".encode()))
-            out += examples_for_scene(root / entry["image"], entry["objects"], int(entry["size"]), rng, per_label)
-            if limit and len(out) >= limit:
-                return out[:limit]
+    for entry in read_world_meta(root):
+        if entry.section not in SECTIONS[split]:
+            continue
+        rng = random.Random(zlib.crc32(f"{seed}/{entry.image}".encode()))
+        out += examples_for_scene(root / entry.image, [o.to_dict() for o in entry.objects], entry.size, rng, per_label)
+        if limit and len(out) >= limit:
+            return out[:limit]
     return out
