@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError
 from simla_bench.interfaces import Objective
+from simla_bench.training.errors import NonFiniteValuesError
 
 from simla_bench.plugins.objectives.common import batch_ids
 from simla_bench.plugins.objectives.itc import clamp_temperature
@@ -32,8 +33,13 @@ def sample_hard_negatives(sim: torch.Tensor, same: torch.Tensor) -> tuple[torch.
     ``softmax(sim)`` restricted to columns where ``same`` is False.
 
     Returns ``(index [B], valid bool[B])``; a row with no allowed column (all
-    of the batch shows the same image) is invalid and its index is 0.
+    of the batch shows the same image) is invalid and its index is 0.  NaN or
+    infinite similarities (a diverged model) raise :class:`NonFiniteValuesError`,
+    which the trainer reports with the objective and the step.
     """
+    if not bool(torch.isfinite(sim.float()[~same]).all()):
+        raise NonFiniteValuesError("hard-negative similarity weights (NaN/inf ITC similarities: "
+                                   "the image or text features are not finite)")
     logits = sim.float().masked_fill(same, float("-inf"))
     valid = (~same).any(dim=1)
     index = torch.zeros(sim.shape[0], dtype=torch.long, device=sim.device)

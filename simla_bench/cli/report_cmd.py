@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from simla_bench.cli.common import console, err_console
+from rich.markup import escape
+
+from simla_bench.cli.common import console, err_console, writable_file, write_text
 
 FORMATS = ("rich", "markdown", "csv", "json", "latex")
 
@@ -23,16 +25,15 @@ def render_report(records, *, fmt: str = "rich", detail: bool = False, baseline:
     else:
         text = export.render(board, "markdown" if fmt == "rich" else fmt)
         if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(text, encoding="utf-8")
-            err_console.print(f"wrote {out}", highlight=False)
+            write_text(out, text, "the --out file", "--out")
+            err_console.print(f"wrote {out}", highlight=False, markup=False)
         else:
             click.echo(text, nl=False)
     if plot_path:
         from simla_bench.report.plot import plot
 
         plot(board, plot_path)
-        err_console.print(f"wrote {plot_path}", highlight=False)
+        err_console.print(f"wrote {plot_path}", highlight=False, markup=False)
     return board
 
 
@@ -61,9 +62,12 @@ def report_command(run_dirs, detail, baseline, fmt, out, plot_path, n_boot, sort
     """
     from simla_bench.report.records import load_run_dirs
 
+    for path, option in ((out, "--out"), (plot_path, "--plot")):
+        if path:  # before reading the runs
+            writable_file(path, f"the {option} file", option)
     loaded = load_run_dirs(run_dirs or ["runs/default"])
     for w in loaded.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)
     render_report(loaded.records, fmt=fmt, detail=detail, baseline=baseline, out=out, plot_path=plot_path,
                   n_boot=n_boot, sort=sort)
 

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
-from simla_bench.cli.common import err_console, warn_plugin_problems
+from simla_bench.cli.common import err_console, warn_plugin_problems, writable_dir, writable_file
 
 
 def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device,
@@ -48,7 +49,7 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
 @click.option("--matrix", "matrix_file", type=click.Path(dir_okay=False), help="YAML file with a 'matrix:' list of rows.")
 @click.option("--data-fraction", "data_fraction", help="Sweep pretraining data, e.g. 0.1,0.25,1.0.")
 @click.option("--steps", type=click.IntRange(0), help="Pretraining steps (overrides pretrain.steps).")
-@click.option("--device", help="cpu, cuda, cuda:1 ... (default: the config's, auto).")
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's, auto).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="Load this full-model checkpoint (a released ALBEF/SIMLA .pth or one a run wrote) into the "
                    "model before pretraining/evaluation (model.options.checkpoint).")
@@ -92,6 +93,7 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
         raise SystemExit(_relaunch_under_torchrun(nproc_per_node, click.get_current_context()))
     from simla_bench.cli.report_cmd import render_report
     from simla_bench.errors import ConfigError
+    from simla_bench.devices import check_device
     from simla_bench.registry import get_registry
     from simla_bench.runner.executors import make_executor
     from simla_bench.runner.matrix import MatrixRunner
@@ -99,10 +101,15 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
     from simla_bench.runner.matrix import dist_rank
     from simla_bench.runner.progress import make_progress
 
-    if log_jsonl:
-        os.environ["SIMLA_BENCH_JSONL"] = str(Path(log_jsonl).resolve())
     cfg = _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device,
                     checkpoint, checkpoint_format, no_pretrain)
+    # before any work: a device this machine lacks (jobs of another machine: the name only), an output
+    # path that cannot be written
+    check_device(cfg.device, available=(executor or cfg.executor.kind) != "slurm")
+    writable_dir(cfg.output_dir, "the run directory", "--out (or output_dir:)")
+    if log_jsonl:
+        writable_file(log_jsonl, "the --log-jsonl file", "--log-jsonl")
+        os.environ["SIMLA_BENCH_JSONL"] = str(Path(log_jsonl).resolve())
     registry = get_registry()
     warn_plugin_problems(registry)
     main_rank = dist_rank()[0] == 0
@@ -122,9 +129,9 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
         render_report(result.records, baseline=baseline, title=f"leaderboard: {cfg.output_dir}")
     if not quiet:
         err_console.print(f"{result.computed} cells computed, {result.cached} reused; records in {result.run_dir}/cells",
-                          highlight=False)
+                          highlight=False, markup=False)
     for failure in result.failures:
-        err_console.print(f"[bold red]failed:[/] {failure}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]failed:[/] {escape(str(failure))}", highlight=False, soft_wrap=True)
     if result.failures:
         raise SystemExit(1)
 
@@ -150,7 +157,8 @@ def torchrun_argv(nproc: int, ctx: click.Context) -> list[str]:
 
 def _relaunch_under_torchrun(nproc: int, ctx: click.Context) -> int:
     argv = torchrun_argv(nproc, ctx)
-    err_console.print(f"starting {nproc} processes: {' '.join(argv[2:])}", highlight=False, soft_wrap=True)
+    err_console.print(f"starting {nproc} processes: {' '.join(argv[2:])}", highlight=False, soft_wrap=True,
+                      markup=False)
     return subprocess.call(argv)
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from simla_bench.cli.common import console, err_console
+from rich.markup import escape
+
+from simla_bench.cli.common import console, err_console, writable_file, write_text
 from simla_bench.errors import DataError, UserError
 
 TASKS = ("retrieval", "grounding", "vqa", "nlvr2")
@@ -162,7 +164,8 @@ def _score_grounding(pred: Path, ann: Path, instances: Path | None, splits: tupl
               help="grounding: IoU rule - albef (ALBEF computeIoU, integer-pixel convention) "
                    "or coco (pycocotools).")
 @click.option("--allow-missing", is_flag=True, help="Score ids without a prediction as wrong instead of failing.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the numbers to this JSON file.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Also write the numbers to this JSON file (missing folders are created).")
 def score_command(task, predictions, annotations, instances, questions, predictions_t2i, splits,
                   vqa_eval, iou, allow_missing, json_path) -> None:
     """Score a predictions file for TASK with the official metric.
@@ -178,6 +181,8 @@ def score_command(task, predictions, annotations, instances, questions, predicti
     for path in (predictions, annotations):
         if not path.exists():
             raise DataError(f"file not found: {path}", "check the path")
+    if json_path is not None:  # before scoring: a path that cannot be written fails first
+        writable_file(json_path, "the --json file", "--json")
     if task == "vqa":
         metrics, missing = _score_vqa(predictions, annotations, questions, allow_missing, vqa_eval)
     elif task == "nlvr2":
@@ -187,11 +192,11 @@ def score_command(task, predictions, annotations, instances, questions, predicti
     else:
         metrics, missing = _score_grounding(predictions, annotations, instances,
                                             tuple(splits) or GROUNDING_SPLITS, allow_missing, iou)
-    table = Table(title=f"{task}: {predictions.name}")
+    table = Table(title=escape(f"{task}: {predictions.name}"))
     table.add_column("metric", style="bold cyan")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
-        table.add_row(name, repr(value))
+        table.add_row(escape(name), repr(value))  # question types come from the annotations
     console.print(table)
     if missing:
         err_console.print(f"[yellow]warning:[/] {missing} id(s) had no prediction and were scored as wrong",
@@ -203,7 +208,7 @@ def score_command(task, predictions, annotations, instances, questions, predicti
             payload["vqa_eval"] = vqa_eval
         elif task == "grounding":
             payload["iou"] = iou
-        json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        write_text(json_path, json.dumps(payload, indent=2) + "\n", "the --json file", "--json")
 
 
 COMMANDS = [score_command]

@@ -26,17 +26,14 @@ from typing import Any
 import numpy as np
 
 from simla_bench.errors import DataError
+from simla_bench.textfiles import read_json_file, read_text_file
 
 
 def _load_json(path: Path, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} file not found: {path}", "check the path")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{what} file {path} is not valid JSON ({exc})", "fix or regenerate the file")
+    return read_json_file(path, f"{what} file")  # one line for bytes that are not UTF-8 or JSON
 
 
 def _id_text(value: Any) -> str:
@@ -242,20 +239,22 @@ def read_nlvr2_labels(path: Path) -> dict[str, bool]:
     if not path.is_file():
         raise DataError(f"NLVR2 annotations file not found: {path}", "pass dev.json / test1.json")
     out: dict[str, bool] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                ex = json.loads(line)
-                identifier, label = ex["identifier"], str(ex["label"]).lower()
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise DataError(f"{path} line {lineno} is not an NLVR2 example with identifier and label")
-            if label not in ("true", "false"):
-                raise DataError(f"{path} line {lineno}: label {ex['label']!r} is not True/False")
-            if identifier in out:
-                raise DataError(f"{path} line {lineno}: identifier {identifier} appears twice")
-            out[identifier] = label == "true"
+    for lineno, line in enumerate(read_text_file(path, "NLVR2 annotations file").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            ex = json.loads(line)
+            identifier, label = ex["identifier"], str(ex["label"]).lower()
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DataError(f"{path} line {lineno} is not an NLVR2 example with identifier and label")
+        if label not in ("true", "false"):
+            raise DataError(f"{path} line {lineno}: label {ex['label']!r} is not True/False")
+        if not isinstance(identifier, str) or len(identifier.split("-")) < 3:
+            raise DataError(f"{path} line {lineno}: identifier {identifier!r} is not split-set-pair-sentence",
+                            "NLVR2 identifiers look like dev-850-0-0 (the consistency score groups by them)")
+        if identifier in out:
+            raise DataError(f"{path} line {lineno}: identifier {identifier} appears twice")
+        out[identifier] = label == "true"
     if not out:
         raise DataError(f"NLVR2 annotations file {path} has no examples")
     return out
@@ -267,19 +266,18 @@ def read_nlvr2_predictions(path: Path) -> dict[str, bool]:
     if not path.is_file():
         raise DataError(f"NLVR2 predictions file not found: {path}", "check the path")
     out: dict[str, bool] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            # Strict on purpose: the official script compares the raw field after
-            # the comma, so " True" would silently count as wrong there.
-            parts = line.strip().split(",")
-            if (len(parts) != 2 or not parts[0] or parts[0] != parts[0].strip()
-                    or parts[1].lower() not in ("true", "false")):
-                raise DataError(f"{path} line {lineno} is malformed: {line.strip()[:80]!r}",
-                                "expected 'identifier,True' or 'identifier,False' without spaces")
-            identifier = parts[0]
-            if identifier in out:
-                raise DataError(f"{path} line {lineno}: identifier {identifier} is predicted twice")
-            out[identifier] = parts[1].strip().lower() == "true"
+    for lineno, line in enumerate(read_text_file(path, "NLVR2 predictions file").split("\n"), 1):
+        if not line.strip():
+            continue
+        # Strict on purpose: the official script compares the raw field after
+        # the comma, so " True" would silently count as wrong there.
+        parts = line.strip().split(",")
+        if (len(parts) != 2 or not parts[0] or parts[0] != parts[0].strip()
+                or parts[1].lower() not in ("true", "false")):
+            raise DataError(f"{path} line {lineno} is malformed: {line.strip()[:80]!r}",
+                            "expected 'identifier,True' or 'identifier,False' without spaces")
+        identifier = parts[0]
+        if identifier in out:
+            raise DataError(f"{path} line {lineno}: identifier {identifier} is predicted twice")
+        out[identifier] = parts[1].strip().lower() == "true"
     return out

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any, Callable, Mapping, TextIO
 
+from rich.markup import escape
+
 
 def _fmt_losses(losses: Mapping[str, Any] | None) -> str:
     if not losses:
@@ -132,8 +134,11 @@ class RichProgress(Progress):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
 
         self.console = console or Console()
-        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                         TextColumn("{task.fields[detail]}"), console=self.console, transient=False)
+        # markup off: labels, paths and messages are shown as they are (a row label or a hint
+        # holding "[x, y, w, h]" would otherwise be read as rich markup and vanish)
+        self.bars = Bars(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                         TimeElapsedColumn(), TextColumn("{task.fields[detail]}", markup=False),
+                         console=self.console, transient=False)
         self.cells_bar = None
         self.step_bar = None
         self._last = 0.0
@@ -158,7 +163,8 @@ class RichProgress(Progress):
         self.bars.update(self.step_bar, completed=step, total=max(total, 1), detail=_fmt_losses(losses) + rate)
 
     def row_done(self, label, seed, message):
-        self.console.print(f"pretraining [bold]{label}[/] seed {seed}: {message}", highlight=False)
+        self.console.print(f"pretraining [bold]{escape(str(label))}[/] seed {seed}: {escape(str(message))}",
+                           highlight=False)
 
     def task_start(self, task, label, seed):
         if self.cells_bar is not None:
@@ -168,14 +174,14 @@ class RichProgress(Progress):
         if self.cells_bar is not None and status != "cached":
             self.bars.advance(self.cells_bar)
         colour = {"done": "green", "failed": "red"}.get(status, "dim")
-        self.console.print(f"[{colour}]{status}[/]: {text}", highlight=False)
+        self.console.print(f"[{colour}]{escape(str(status))}[/]: {escape(str(text))}", highlight=False)
 
     def info(self, text):
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, markup=False)
 
     def warn(self, text):
         self.warnings.append(text)
-        self.console.print(f"[yellow]warning:[/] {text}", highlight=False)
+        self.console.print(f"[yellow]warning:[/] {escape(str(text))}", highlight=False)
 
     def close(self):
         self.bars.stop()

@@ -29,11 +29,12 @@ import torch
 
 from simla_bench.runtime import configure_math
 from simla_bench.errors import ConfigError, PluginError
+from simla_bench.devices import check_device
 from simla_bench.heads import mark_trained, trained_heads
 from simla_bench.training import checkpoint as ckpt_io
 from simla_bench.training.data import build_loader, move_batch, subset_records
 from simla_bench.training.distributed import DistContext, init_from_env
-from simla_bench.training.errors import CheckpointMismatchError, NonFiniteLossError
+from simla_bench.training.errors import CheckpointMismatchError, NonFiniteLossError, NonFiniteValuesError
 from simla_bench.training.needs import check_needs
 from simla_bench.training.optim import build_optimizer
 from simla_bench.training.schedule import WarmupCosine, alpha_at
@@ -58,6 +59,7 @@ class PretrainResult:
 
 def resolve_device(name: str, dctx: DistContext) -> torch.device:
     """``auto`` -> CUDA (this rank's GPU) when available, else CPU."""
+    check_device(name, available=False)  # a name outside auto/cpu/cuda/cuda:N/mps: one line, not torch's error
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -228,15 +230,17 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
             position += 1
             ctx = StepContext(batch=batch, model=model, momentum=momentum, alpha=alpha, step=step,
                               micro_step=micro, gather=dctx.gather, rank=dctx.rank, world_size=dctx.world_size)
+            details: dict[str, str] = {}
             with autocast():
-                losses = [_checked_loss(name, active[name][0].loss(ctx)) for name in names]
+                losses = [_loss_of(name, active[name][0], ctx, details, device) for name in names]
                 total_loss = sum(active[name][1] * loss.float() for name, loss in zip(names, losses))
             values = torch.stack([loss.detach().double() for loss in losses])
-            dctx.all_reduce_mean_(values)
-            bad = (~torch.isfinite(values)).nonzero()
-            if len(bad):
-                i = int(bad[0, 0])
-                raise NonFiniteLossError(names[i], step + 1, float(values[i]))
+            dctx.all_reduce_mean_(values)  # every rank sees the same non-finite values and stops alike
+            bad = [names[int(i)] for i in (~torch.isfinite(values)).nonzero()[:, 0]]
+            if bad:  # an objective that said what was non-finite explains it best
+                first = next((n for n in bad if n in details), bad[0])
+                raise NonFiniteLossError(first, step + 1, float(values[names.index(first)]), details.get(first),
+                                         tuple(n for n in bad if n != first))
             sums += values
             scaled = total_loss / accum
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
@@ -276,6 +280,16 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
     model.eval()  # returned ready for evaluation; tasks that fine-tune switch to train() themselves
     return PretrainResult(model=model, loss_curve=curve, steps=step, seconds=seconds, resumed_from=resumed_from,
                           device=str(device), world_size=dctx.world_size)
+
+
+def _loss_of(name: str, objective: Any, ctx: StepContext, details: dict[str, str], device: torch.device) -> torch.Tensor:
+    """The objective's checked loss; a :class:`NonFiniteValuesError` it raises becomes a NaN
+    loss (``details[name]`` says what was non-finite) so that all ranks stop at the same check."""
+    try:
+        return _checked_loss(name, objective.loss(ctx))
+    except NonFiniteValuesError as exc:
+        details[name] = exc.detail
+        return torch.full((), float("nan"), device=device)
 
 
 def _checked_loss(name: str, loss: Any) -> torch.Tensor:
