@@ -176,6 +176,15 @@ class Task(abc.ABC):
     def run(self, ctx: TaskContext) -> TaskResult:
         """Adapt (zero-shot or fine-tune), predict and score."""
 
+    def data_splits(self) -> list[tuple[str, str, bool]]:
+        """``(kind, split, required)`` of every split :meth:`run` will load with these options.
+
+        The runner loads (validates) each before any pretraining starts, so a bad file
+        stops the run before work.  ``required=False``: a split the task skips when the
+        source lacks it (e.g. ``test_comp`` of a real dataset).  Default: ``train`` and
+        ``test`` of :attr:`data_kind`, both optional (override to say exactly)."""
+        return [(self.data_kind, "train", False), (self.data_kind, "test", False)] if self.data_kind else []
+
 
 class DatasetSource(abc.ABC):
     """A source of records for one or more data kinds (``pretrain``,
@@ -196,6 +205,12 @@ class DatasetSource(abc.ABC):
     @abc.abstractmethod
     def load(self, kind: str, split: str) -> Any:
         """Return the records of one data kind and split."""
+
+    def has_split(self, kind: str, split: str) -> bool | None:
+        """Whether :meth:`load` can give this split with the configured options (``True``:
+        it can, and a failure is an error; ``False``: it cannot, an optional split is then
+        skipped; ``None``, the default: unknown, try it)."""
+        return None
 
 
 def resolve_options(owner: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

@@ -90,6 +90,12 @@ class GroundingTask(Task):
                 boxes[start + j] = r.proposals[p] if p >= 0 else (0.0, 0.0, 0.0, 0.0)
         return boxes
 
+    def data_splits(self) -> list[tuple[str, str, bool]]:
+        """train (fine-tuning only), val/testA/testB (required) and the other ``eval_splits`` (optional)."""
+        train = [("grounding", "train", True)] if self.options["mode"] == "finetune" else []
+        return train + [("grounding", s, s in REQUIRED)
+                        for s in dict.fromkeys([*REQUIRED, *self.options["eval_splits"]])]
+
     def run(self, ctx: TaskContext) -> TaskResult:
         from simla_bench.metrics.grounding import grounding_accuracy
 

@@ -94,6 +94,14 @@ class NLVR2Task(Task):
                 preds[r.identifier] = bool(y)
         return preds
 
+    def data_splits(self) -> list[tuple[str, str, bool]]:
+        """train (fine-tuning only), test (required) and the other ``eval_splits`` (optional)."""
+        o = self.options
+        train = [("nlvr2", "train", True)] if o["mode"] != "zero_shot" else []
+        if train and o["ta_steps"] > 0:  # text assignment reads the source's pretraining pairs when it has them
+            train.append(("pretrain", "train", False))
+        return train + [("nlvr2", s, s == "test") for s in dict.fromkeys(["test", *o["eval_splits"]])]
+
     def run(self, ctx: TaskContext) -> TaskResult:
         o = self.options
         device = ft.resolve_device(ctx.device)

@@ -126,6 +126,12 @@ class RetrievalTask(Task):
         metrics = {f"{split_name}/{m}": float(result[m]) for m in METRICS}
         return metrics, per_image_scores(result, split.img2txt, len(split.texts))
 
+    def data_splits(self) -> list[tuple[str, str, bool]]:
+        """train (fine-tuning only), test (required) and the other ``eval_splits`` (optional)."""
+        o = self.options
+        train = [("retrieval", "train", True)] if o["mode"] == "finetune" else []
+        return train + [("retrieval", s, s == "test") for s in dict.fromkeys(["test", *o["eval_splits"]])]
+
     def run(self, ctx: TaskContext) -> TaskResult:
         o = self.options
         device = ft.resolve_device(ctx.device)

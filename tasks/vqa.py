@@ -122,6 +122,11 @@ class VQATask(Task):
                 preds[r.question_id] = vocab.answers[j]
         return preds
 
+    def data_splits(self) -> list[tuple[str, str, bool]]:
+        """train (always: the answer list is built from it), test (required), other ``eval_splits`` (optional)."""
+        splits = dict.fromkeys(["test", *self.options["eval_splits"]])
+        return [("vqa", "train", True)] + [("vqa", s, s == "test") for s in splits]
+
     def run(self, ctx: TaskContext) -> TaskResult:
         from simla_bench.metrics.vqa import vqa_accuracy
 

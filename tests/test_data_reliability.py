@@ -33,3 +33,188 @@ def test_base_next_to_the_file_wins_and_a_missing_base_names_both_places(tmp_pat
         load_config(tmp_path / "orphan.yaml")
     assert str(tmp_path) in str(err.value) and str(CONFIG_DIR) in str(err.value)
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------ tiny real-format data on disk
+def _jpeg(path: Path, colour=(200, 30, 30), truncated: bool = False) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = np.random.default_rng(sum(colour)).integers(0, 60, (48, 48, 3))
+    Image.fromarray((noise + np.array(colour) * 0.7).astype("uint8")).save(path, quality=95)
+    if truncated:  # headers intact, the pixel data cut short: img.verify() passes it, img.load() fails
+        raw = path.read_bytes()
+        path.write_bytes(raw[: int(len(raw) * 0.7)])
+        with Image.open(path) as img:
+            img.verify()
+    return path
+
+
+def _coco_files(root: Path, bad: str | None = None) -> dict[str, str]:
+    """ALBEF pretraining + Karpathy retrieval files over 4 images; ``bad`` names a truncated one."""
+    for i in range(4):
+        _jpeg(root / "images" / f"im{i}.jpg", (60 * i, 100, 30), truncated=f"im{i}.jpg" == bad)
+    pre = [{"image": f"im{i}.jpg", "caption": f"picture number {i}"} for i in range(4)]
+    train = [{"image": f"im{i}.jpg", "caption": f"photo {i}", "image_id": i} for i in range(4)]
+    test = [{"image": f"im{i}.jpg", "caption": [f"a {i}", f"b {i}"]} for i in range(4)]
+    for name, data in (("pre.json", pre), ("train.json", train), ("test.json", test)):
+        (root / name).write_text(json.dumps(data))
+    return {"pre": str(root / "pre.json"), "train": str(root / "train.json"), "test": str(root / "test.json"),
+            "images": str(root / "images")}
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    from simla_bench.plugins.datasets import filecache
+
+    monkeypatch.setenv("SIMLA_BENCH_CACHE", str(tmp_path / "cache"))
+    filecache.forget_process_memory()
+    yield tmp_path / "cache"
+    filecache.forget_process_memory()
+
+
+# ------------------------------------------------------------------ real data files in the key
+def test_editing_an_annotation_file_changes_the_checksum_and_untouched_files_are_not_reread(
+        tmp_path, cache_dir, monkeypatch):
+    from simla_bench.plugins.datasets import filecache
+    from simla_bench.plugins.datasets.sources import CocoKarpathy
+
+    f = _coco_files(tmp_path / "coco")
+    opts = {"train_file": f["train"], "test_file": f["test"], "image_root": f["images"]}
+    first = CocoKarpathy("coco", opts).prepare()
+    assert set(first["files"]) == {"train_file", "test_file"} and first["images"]["image_root"]["files"] == 4
+    hashed: list[str] = []
+    real = filecache.hash_file
+    monkeypatch.setattr(filecache, "hash_file", lambda p: hashed.append(Path(p).name) or real(p))
+    assert CocoKarpathy("coco", opts).prepare()["checksum"] == first["checksum"]
+    assert hashed == []  # nothing changed: both files only stat-ed (the cache answered)
+    data = json.loads(Path(f["test"]).read_text())
+    data[0]["caption"][0] = "an edited caption"
+    Path(f["test"]).write_text(json.dumps(data))
+    edited = CocoKarpathy("coco", opts).prepare()
+    assert edited["checksum"] != first["checksum"] and hashed == ["test.json"]
+    assert edited["files"]["train_file"] == first["files"]["train_file"]
+    _jpeg(Path(f["images"]) / "im0.jpg", (1, 2, 3))  # an image re-written: the listing sees it
+    assert CocoKarpathy("coco", opts).prepare()["checksum"] != edited["checksum"]
+    # two sources over other files have other checksums (was: every real source {} -> one checksum)
+    other = CocoKarpathy("coco", {**opts, "train_file": f["test"]}).prepare()
+    assert other["checksum"] != CocoKarpathy("coco", opts).prepare()["checksum"]
+
+
+# ------------------------------------------------------------------ the world is immutable
+def test_a_second_preset_in_the_same_root_leaves_the_first_world_untouched(tmp_path):
+    from simla_bench.plugins.datasets.world.source import WorldSource
+
+    small = {"pretrain": 6, "retrieval_train": 2, "retrieval_val": 2, "retrieval_test": 2, "retrieval_test_comp": 2,
+             "grounding_train": 2, "grounding_val": 2, "grounding_testA": 2, "grounding_testB": 2,
+             "grounding_test_comp": 2, "vqa_train": 2, "vqa_val": 2, "vqa_test": 2, "vqa_test_comp": 2,
+             "nlvr2_train": 1, "nlvr2_dev": 1, "nlvr2_test": 1, "nlvr2_test_comp": 1}
+    a = WorldSource("world", {"preset": "tiny", "root": str(tmp_path / "data"), "counts": small})
+    a.prepare()
+    files_a = {p: p.stat().st_mtime_ns for p in a.root.rglob("*") if p.is_file()}
+    reader = WorldSource("world", {"preset": "tiny", "root": str(tmp_path / "data"), "counts": small})
+    b = WorldSource("world", {"preset": "small", "root": str(tmp_path / "data"), "counts": small})
+    b.prepare()
+    assert b.root != a.root and b.root.parent == a.root.parent == tmp_path / "data"
+    assert {p: p.stat().st_mtime_ns for p in a.root.rglob("*") if p.is_file()} == files_a
+    assert reader.root == a.root and len(reader.load("pretrain", "train")) == len(a.load("pretrain", "train"))
+    assert a.root.name.startswith("tiny-s0-64px-g") and b.root.name.startswith("small-s0-64px-g")
+
+
+# ------------------------------------------------------------------ validation before work
+class _RealData:
+    """The built-in file sources, next to the fake objectives/tasks of test_runner_fakes."""
+
+    from simla_bench.hookspecs import hookimpl
+
+    @hookimpl
+    def register_datasets(self, register):
+        register("albef_pretrain", "simla_bench.plugins.datasets.sources:AlbefPretrain", "pairs")
+        register("coco_karpathy", "simla_bench.plugins.datasets.sources:CocoKarpathy", "retrieval")
+
+
+def _retrieval_task():
+    from test_runner_fakes import FakeTask
+
+    class ToyRetrieval(FakeTask):  # the default data_splits: retrieval train + test
+        data_kind = "retrieval"
+
+    return ToyRetrieval
+
+
+def _run(tmp_path, files, skip_bad=False, pipe=None):
+    from test_runner_fakes import FakePipeline, make_config, make_registry
+
+    from simla_bench.runner.matrix import MatrixRunner
+
+    reg = make_registry()
+    reg.add_plugin(_RealData())
+    task = _retrieval_task()
+
+    class Plugin:
+        from simla_bench.hookspecs import hookimpl
+
+        @hookimpl
+        def register_tasks(self, register):
+            register("toyret", task, "toy retrieval")
+
+    reg.add_plugin(Plugin())
+    common = {"image_root": files["images"], "skip_bad": skip_bad}
+    cfg = make_config(tmp_path, datasets={
+        "pairs": {"source": "albef_pretrain", "options": {"files": [files["pre"]], **common}},
+        "coco": {"source": "coco_karpathy", "options": {"train_file": files["train"], "test_file": files["test"],
+                                                        **common}}},
+        pretrain={"dataset": "pairs", "steps": 2, "checkpoint_every": 2}, tasks={"toyret": {"dataset": "coco"}},
+        objectives={"itc": {}})
+    pipe = pipe or FakePipeline()
+    return pipe, MatrixRunner(cfg, reg, pipe, cfg.output_dir).run()
+
+
+def test_a_truncated_jpeg_stops_the_run_before_pretraining_in_one_line(tmp_path, cache_dir):
+    from simla_bench.errors import DataError
+
+    from test_runner_fakes import FakePipeline
+
+    files = _coco_files(tmp_path / "coco", bad="im2.jpg")
+    pipe = FakePipeline()
+    with pytest.raises(DataError) as err:
+        _run(tmp_path, files, pipe=pipe)
+    line = err.value.one_line()
+    assert "im2.jpg" in line and "skip_bad" in line and "\n" not in line and "before any work" in line
+    assert pipe.pretrain_calls == []  # stopped before pretraining
+
+
+def test_skip_bad_skips_a_truncated_jpeg_everywhere_and_reports_it(tmp_path, cache_dir, capsys):
+    from simla_bench.plugins.datasets.sources import AlbefPretrain, CocoKarpathy
+
+    files = _coco_files(tmp_path / "coco", bad="im2.jpg")
+    pipe, result = _run(tmp_path, files, skip_bad=True)
+    assert not result.failures and len(result.records) == 1 and pipe.pretrain_calls
+    assert "skipped 1 bad record" in capsys.readouterr().err
+    pairs = AlbefPretrain("p", {"files": [files["pre"]], "image_root": files["images"], "skip_bad": True})
+    assert [r.image.name for r in pairs.load("pretrain", "train")] == ["im0.jpg", "im1.jpg", "im3.jpg"]
+    assert pairs.last_report.skipped == 1 and "does not decode" in pairs.last_report.problems[0]
+    split = CocoKarpathy("c", {"test_file": files["test"], "image_root": files["images"], "skip_bad": True}).load(
+        "retrieval", "test")
+    assert [p.name for p in split.images] == ["im0.jpg", "im1.jpg", "im3.jpg"]
+
+
+def test_images_that_decoded_are_not_decoded_again(tmp_path, cache_dir, monkeypatch):
+    from PIL import Image
+
+    from simla_bench.plugins.datasets import filecache
+    from simla_bench.plugins.datasets.sources import AlbefPretrain
+
+    files = _coco_files(tmp_path / "coco")
+    opts = {"files": [files["pre"]], "image_root": files["images"]}
+    AlbefPretrain("p", opts).load("pretrain", "train")
+    filecache.forget_process_memory()  # as a new process: only the on-disk cache remains
+    opened: list[str] = []
+    real = Image.open
+    monkeypatch.setattr(Image, "open", lambda p, *a, **k: opened.append(Path(p).name) or real(p, *a, **k))
+    AlbefPretrain("p", opts).load("pretrain", "train")
+    assert opened == []
+    _jpeg(Path(files["images"]) / "im1.jpg", (9, 9, 9))  # changed file: decoded again
+    AlbefPretrain("p", opts).load("pretrain", "train")
+    assert opened == ["im1.jpg"]

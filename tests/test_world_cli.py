@@ -16,7 +16,9 @@ def test_generate_then_show(tmp_path):
     res = runner.invoke(main, ["world", "generate", "--preset", "tiny", "--out", str(out), "--seed", "2"])
     assert res.exit_code == 0, res.output
     assert "generated" in res.output and "pretrain" in res.output
-    manifest = json.loads((out / "manifest.json").read_text())
+    (world,) = [p.parent for p in out.glob("*/manifest.json")]  # its own folder under --out
+    assert world.name.startswith("tiny-s2-64px-g") and str(world) in res.output.replace("\n", "")
+    manifest = json.loads((world / "manifest.json").read_text())
     assert manifest["seed"] == 2 and manifest["preset"] == "tiny"
     res = runner.invoke(main, ["world", "generate", "--preset", "tiny", "--out", str(out), "--seed", "2"])
     assert res.exit_code == 0 and "reused" in res.output

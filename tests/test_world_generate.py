@@ -1,5 +1,6 @@
-"""World generation: deterministic bytes from the seed, reuse of an existing world, regeneration
-when the arguments change, manifest contents, and refusal to overwrite a foreign folder."""
+"""World generation: deterministic bytes from the seed, reuse of an existing world, a new folder
+when the arguments change (never a regeneration in place), manifest contents, and refusal to
+overwrite a foreign folder."""
 
 from __future__ import annotations
 
@@ -56,17 +57,24 @@ def test_manifest_and_reuse(tmp_path):
     assert again.prepare() == m
     assert time.perf_counter() - t < 0.5
     assert (src.root / "manifest.json").stat().st_mtime_ns == stamp  # reused, not rewritten
-    other = WorldSource("world", {"preset": "tiny", "root": str(src.root), "counts": SMALL, "seed": 3})
-    assert other.prepare()["seed"] == 3  # different arguments: regenerated in place
-    assert json.loads((src.root / "manifest.json").read_text())["checksum"] == other.prepare()["checksum"]
-    assert not list(tmp_path.glob(".w.tmp-*"))
+    before = tree_digest(src.root)
+    other = WorldSource("world", {"preset": "tiny", "root": str(tmp_path / "w"), "counts": SMALL, "seed": 3})
+    assert other.prepare()["seed"] == 3  # different arguments: a folder of its own, next to the first
+    assert other.root.parent == src.root.parent and other.root != src.root
+    assert (src.root / "manifest.json").stat().st_mtime_ns == stamp and tree_digest(src.root) == before
+    assert json.loads((other.root / "manifest.json").read_text())["checksum"] == other.prepare()["checksum"]
+    assert not list((tmp_path / "w").glob(".*.tmp-*"))
 
 
 def test_refuses_foreign_folder_and_bad_options(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(DataError, match="not empty and holds no world manifest"):
-        WorldSource("world", {"root": str(tmp_path / "mine"), "preset": "tiny"}).prepare()
+    taken = WorldSource("world", {"root": str(tmp_path / "mine"), "preset": "tiny", "counts": SMALL})
+    taken.root.mkdir()
+    (taken.root / "notes.txt").write_text("not a world")
+    with pytest.raises(DataError, match="exists but holds no manifest of this world"):
+        taken.prepare()
+    assert (taken.root / "notes.txt").read_text() == "not a world"
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         WorldSource("world", {"preset": "huge"})

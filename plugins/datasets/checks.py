@@ -16,9 +16,8 @@ from typing import Any, Iterator, Mapping
 
 from simla_bench.errors import DataError
 
+from . import filecache
 from .records import LoadReport
-
-_DECODED: set[str] = set()  # images already verified in this process
 
 
 class BadRecord(Exception):
@@ -101,21 +100,28 @@ def resolve_image(root: Path | str | None, rel: str) -> Path:
 
 
 def image_ok(checker: Checker, path: Path) -> tuple[int, int] | None:
-    """Check that an image exists and decodes; returns its (w, h) when read."""
-    key = str(path)
-    if not path.is_file():
-        raise BadRecord(f"image {path} does not exist")
-    if not checker.verify_images or key in _DECODED:
+    """Check that an image exists and decodes *fully* (``img.load()``: a truncated JPEG whose
+    header is fine fails here, where ``verify()`` passed it); returns its (w, h) when decoded.
+
+    A file that decoded once is remembered by (path, size, mtime_ns) in
+    :mod:`.filecache`, so re-runs only ``stat`` it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise BadRecord(f"image {path} does not exist") from None
+    if not os.path.isfile(path):
+        raise BadRecord(f"image {path} is not a file")
+    if not checker.verify_images or filecache.image_checked(path, st):
         return None
     from PIL import Image
 
     try:
         with Image.open(path) as img:
+            img.load()
             size = img.size
-            img.verify()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
         raise BadRecord(f"image {path} does not decode ({type(exc).__name__}: {exc})") from None
-    _DECODED.add(key)
+    filecache.mark_image_ok(path, st)
     return size
 
 

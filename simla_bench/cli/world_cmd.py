@@ -1,7 +1,9 @@
 """``simla-bench world``: generate the built-in world and look at it.
 
-* ``world generate --preset small --out DIR`` writes (or reuses) a world;
-* ``world show DIR`` prints its counts and writes a PNG contact sheet.
+* ``world generate --preset small --out DIR`` writes (or reuses) a world in its own folder
+  under ``DIR`` (``DIR/<preset>-s<seed>-<size>px-g<version>-<digest>``, never replaced);
+* ``world show DIR`` prints its counts and writes a PNG contact sheet (``DIR``: a world
+  folder, or a folder holding one world).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def world_group() -> None:
 @world_group.command("generate")
 @click.option("--preset", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/world"),
-              show_default=True, help="Folder to write the world to (reused when already generated alike).")
+              show_default=True, help="Parent folder: the world goes in its own subfolder (reused when already generated alike).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--image-size", type=int, default=64, show_default=True, help="Image side in pixels.")
 def generate_cmd(preset: str, out: Path, seed: int, image_size: int) -> None:
@@ -48,7 +50,7 @@ def generate_cmd(preset: str, out: Path, seed: int, image_size: int) -> None:
     manifest = src.prepare()
     took = time.perf_counter() - start
     verb = "reused" if reused else f"generated in {took:.1f}s"
-    console.print(f"world {verb}: {out} (preset {preset}, seed {seed}, checksum {manifest['checksum'][:12]})",
+    console.print(f"world {verb}: {src.root} (preset {preset}, seed {seed}, checksum {manifest['checksum'][:12]})",
                   highlight=False)
     _print_counts(manifest)
 
@@ -69,7 +71,7 @@ def _print_counts(manifest: dict) -> None:
 @world_group.command("show")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="PNG to write (default DIRECTORY/contact_sheet.png).")
+              help="PNG to write (default: contact_sheet.png in the world's folder).")
 def show_cmd(directory: Path, out: Path | None) -> None:
     """Print a world's counts and write a PNG contact sheet of sample scenes.
 
@@ -81,10 +83,10 @@ def show_cmd(directory: Path, out: Path | None) -> None:
 
     world = get_registry().load("dataset", "world").open(directory)
     manifest = world.prepare()
-    console.print(f"world {directory}: preset {manifest['preset']}, seed {manifest['seed']}, "
+    console.print(f"world {world.root}: preset {manifest['preset']}, seed {manifest['seed']}, "
                   f"{manifest['image_size']}px, checksum {manifest['checksum'][:12]}", highlight=False)
     _print_counts(manifest)
-    path = world.contact_sheet(out or directory / "contact_sheet.png")
+    path = world.contact_sheet(out or world.root / "contact_sheet.png")
     console.print(f"contact sheet: {path}", highlight=False)
 
 

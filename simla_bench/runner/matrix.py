@@ -188,6 +188,8 @@ class MatrixRunner:
         with self.store.acquire("prepare"):  # ranks / concurrent runs: one generates, the others reuse
             data = self.pipeline.prepare(self.cfg, self.registry, names, self.progress.task_callback())
         planned = self.plan(matrix, data)
+        for note in self.pipeline.validate(self.cfg, self.registry, data, matrix.tasks):  # before any work
+            self.progress.info(note)
 
         forced = {pc.key for pc in planned if pc.cell.row in forced_rows}
         if forced and self.main:

@@ -1,7 +1,8 @@
 """The concrete steps the matrix runner performs, behind one small interface.
 
 :class:`Pipeline` is what :class:`~simla_bench.runner.matrix.MatrixRunner`
-calls: prepare datasets, build the tokenizer and model, pretrain a row, save
+calls: prepare datasets, validate every split the run will read (before any
+work), build the tokenizer and model, pretrain a row, save
 and reload its final weights, run one task.  :class:`DefaultPipeline` wires
 these to the real parts (dataset sources from the registry, the backbones'
 ``build_model``, :func:`simla_bench.training.pretrain`, registry tasks); tests
@@ -75,6 +76,41 @@ class Pipeline(abc.ABC):
             manifest = source.prepare(progress) or {}
             out[name] = PreparedData(name, source, dict(manifest))
         return out
+
+    def validate(self, cfg: ExperimentConfig, registry, data: Mapping[str, PreparedData],
+                 tasks: list[str]) -> list[str]:
+        """Load every split the run will read, before any work: ``pretrain/train`` of the
+        pretraining dataset (unless ``pretrain.steps`` is 0) and each split each task's
+        :meth:`~simla_bench.interfaces.Task.data_splits` names, with its options.  Loading
+        validates every record (image files decoded fully; the sources cache what passed,
+        so a re-run only stats them).  A bad file raises its one-line DataError here, so the
+        run stops before pretraining; with ``skip_bad: true`` the load skips and reports it.
+        An optional split the source lacks is skipped; returns those notes."""
+        from simla_bench.errors import DataError
+
+        needed: dict[tuple[str, str, str], bool] = {}
+        if cfg.pretrain.steps != 0:
+            needed[(cfg.pretrain.dataset, "pretrain", "train")] = True
+        for name in tasks:
+            tc = cfg.tasks[name]
+            task = registry.load("task", name)(name, tc.options)
+            for kind, split, required in task.data_splits():
+                key = (tc.dataset, kind, split)
+                needed[key] = needed.get(key, False) or bool(required)
+        notes: list[str] = []
+        for (name, kind, split), required in needed.items():
+            source = data[name].source
+            available = source.has_split(kind, split)
+            if not required and available is False:
+                continue
+            try:
+                source.load(kind, split)
+            except DataError as exc:
+                if required or available:
+                    raise DataError(f"dataset '{name}' {kind}/{split} (checked before any work): {exc.message}",
+                                    hint=exc.hint) from None
+                notes.append(f"{name}: optional {kind}/{split} skipped: {exc.one_line()}")
+        return notes
 
     def pretrain_records(self, data: PreparedData, fraction: float) -> list[Any]:
         return subset_records(list(data.source.load("pretrain", "train")), fraction)

@@ -4,8 +4,12 @@
   file_name, sent_ids, sentences: [{sent_id, sent, raw, tokens}]}``;
 * ``instances.json``: COCO-style ``images`` (id, file_name, width, height), ``annotations``
   (id, image_id, bbox x,y,w,h, category_id, area, iscrowd) and ``categories`` (id, name);
-* proposals JSON: ``{"<ref_id or image_id>": [[x,y,w,h], ...]}`` (boxes may also be
-  ``{"box": [...], "score": s}``), or a list of ``{"image_id", "box"}`` detections.
+* proposals JSON: ALBEF's ``dets.json`` layout, ``{"<image_id>": [[x, y, w, h, ...], ...]}``
+  (keyed by COCO image id; each detection's first four numbers are the box, as ALBEF's
+  ``grounding_eval`` reads ``det[:4]``; extra numbers such as a score are ignored; a detection
+  may also be ``{"box"|"bbox": [...], ...}``), or a list of ``{"image_id", "box"|"bbox"}``
+  detections.  ``proposals_key="ref_id"`` reads a mapping keyed by ref id instead (the
+  generated world's layout).
 
 Records are returned one per sentence (:class:`RefRecord`).
 """
@@ -44,10 +48,14 @@ def load_refs(path: Path) -> list[dict]:
     return refs
 
 
+#: what the keys of a proposals mapping are
+PROPOSAL_KEYS = ("image_id", "ref_id")
+
+
 def _proposal_index(data: Any, path: Path) -> tuple[dict[str, list], str]:
-    """Map key -> boxes; returns (index, 'ref_id'|'image_id'|'auto')."""
+    """Map key -> boxes; returns (index, 'mapping'|'image_id')."""
     if isinstance(data, dict):
-        return {str(k): v for k, v in data.items()}, "auto"
+        return {str(k): v for k, v in data.items()}, "mapping"
     if isinstance(data, list):
         index: dict[str, list] = defaultdict(list)
         for i, det in enumerate(data):
@@ -58,9 +66,19 @@ def _proposal_index(data: Any, path: Path) -> tuple[dict[str, list], str]:
     raise DataError(f"proposals file {path} should be a JSON object or list, got {type(data).__name__}")
 
 
+def _proposal_box(det: Any) -> Any:
+    """The x,y,w,h of one detection: its first four numbers, or its ``box``/``bbox`` field."""
+    if isinstance(det, dict):
+        return det.get("box", det.get("bbox"))
+    if isinstance(det, (list, tuple)) and len(det) > 4:
+        return list(det[:4])
+    return det
+
+
 def read_grounding(refs_file: Path, instances_file: Path, proposals_file: Path, image_root: Path | None,
-                   split: str, checker: Checker) -> list[RefRecord]:
-    """Records of one split (``val``, ``testA``, ...), one per sentence."""
+                   split: str, checker: Checker, proposals_key: str = "image_id") -> list[RefRecord]:
+    """Records of one split (``val``, ``testA``, ...), one per sentence.  ``proposals_key``:
+    what a proposals mapping is keyed by (``image_id``: ALBEF's dets.json; ``ref_id``)."""
     refs = load_refs(refs_file)
     instances = read_json(require_file(instances_file, "COCO instances"), "COCO instances")
     if not isinstance(instances, dict):
@@ -72,7 +90,8 @@ def read_grounding(refs_file: Path, instances_file: Path, proposals_file: Path, 
     anns = {a.get("id"): a for a in instances["annotations"] if isinstance(a, dict)}
     cats = {c.get("id"): c.get("name", str(c.get("id"))) for c in instances["categories"] if isinstance(c, dict)}
     proposals_path = require_file(proposals_file, "proposals")
-    proposals, _ = _proposal_index(read_json(proposals_path, "proposals"), proposals_path)
+    proposals, layout = _proposal_index(read_json(proposals_path, "proposals"), proposals_path)
+    by = "image_id" if layout == "image_id" else proposals_key
 
     out: list[RefRecord] = []
     for i, ref in enumerate(refs):
@@ -105,11 +124,12 @@ def read_grounding(refs_file: Path, instances_file: Path, proposals_file: Path, 
             box = box_ok(field(ann, "bbox", list), width, height, f"ground-truth box of ann {ann_id}")
             path = resolve_image(image_root, field(img, "file_name", str))
             image_ok(checker, path)
-            boxes = proposals.get(str(ref_id), proposals.get(str(image_id)))
+            key = image_id if by == "image_id" else ref_id
+            boxes = proposals.get(str(key))
             if not boxes:
-                raise BadRecord(f"no proposals for ref_id {ref_id} / image_id {image_id} in {proposals_path}")
-            props = [box_ok(b.get("box", b.get("bbox")) if isinstance(b, dict) else b, width, height, "proposal")
-                     for b in boxes]
+                raise BadRecord(f"no proposals for {by} {key} in {proposals_path} (keyed by {by}; "
+                                f"dataset option proposals_key)")
+            props = [box_ok(_proposal_box(b), width, height, "proposal") for b in boxes]
             category = cats.get(ann.get("category_id", ref.get("category_id")), "?")
         if not checker.ok:
             continue

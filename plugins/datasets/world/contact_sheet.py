@@ -21,9 +21,15 @@ def open_world(root: Path):
     from .source import MANIFEST, WorldSource
 
     path = Path(root) / MANIFEST
-    if not path.is_file():
-        raise DataError(f"{root} holds no world ({MANIFEST} is missing)",
-                        hint="generate one with `simla-bench world generate --out DIR`")
+    if not path.is_file():  # a parent folder of worlds (the ``root`` option): its one world
+        worlds = sorted(p.parent for p in Path(root).glob(f"*/{MANIFEST}")) if Path(root).is_dir() else []
+        if len(worlds) > 1:
+            raise DataError(f"{root} holds {len(worlds)} worlds: {', '.join(w.name for w in worlds)}",
+                            hint="name one of their folders")
+        if not worlds:
+            raise DataError(f"{root} holds no world ({MANIFEST} is missing)",
+                            hint="generate one with `simla-bench world generate --out DIR`")
+        root, path = worlds[0], worlds[0] / MANIFEST
     m = json.loads(path.read_text())
     src = WorldSource("world", {"root": str(root), "preset": m["preset"], "seed": m["seed"],
                                 "image_size": m["image_size"], "counts": m["counts"]})

@@ -1,14 +1,20 @@
 """The ``world`` dataset source: generates the world on first use, then serves every data
 kind through the same loaders as the real datasets.
 
-``prepare()`` generates the world under ``root`` when it is missing or when its manifest was
-made with other arguments (preset, seed, image size, counts, generator version); otherwise it
-reuses it.  Generation writes to a temporary sibling folder and renames it into place, under a
-file lock, so concurrent runs never see half a world.
+A world is **immutable once generated**: each (preset, seed, image size, counts, generator
+version) has its own folder under the ``root`` option, ``<root>/<preset>-s<seed>-<size>px-g<version>-<digest>``
+(``digest``: of those arguments), written once and never replaced or deleted, so two runs with
+different presets in one ``root`` keep both worlds and a reader is never given a world
+regenerated under it.  ``prepare()`` reuses that folder when its manifest is there, else
+generates it into a temporary sibling and renames it into place, under a file lock, so
+concurrent runs never see half a world.  A ``root`` that is itself a world folder of the same
+arguments (it holds their ``manifest.json``: the layout before 0.3.1, or a path printed by
+``simla-bench world generate``) is used as it is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -50,12 +56,15 @@ class WorldSource(DatasetSource):
 
     def __init__(self, name: str, options=None):
         super().__init__(name, options)
-        self.root = Path(self.options["root"]).expanduser().absolute()
         self.counts = P.resolve_counts(self.options["preset"], self.options["counts"])
         if not 32 <= self.options["image_size"] <= 512:
             from simla_bench.errors import ConfigError
 
             raise ConfigError(f"dataset '{name}': image_size must be between 32 and 512, got {self.options['image_size']}")
+        #: the ``root`` option: the parent folder of the worlds
+        self.parent = Path(self.options["root"]).expanduser().absolute()
+        #: this world's own folder
+        self.root = self.parent if self._matches(self.parent) else self.parent / self.folder_name()
         self._manifest: dict | None = None
 
     # ------------------------------------------------------------------ generation
@@ -64,8 +73,18 @@ class WorldSource(DatasetSource):
                 "preset": self.options["preset"], "seed": self.options["seed"],
                 "image_size": self.options["image_size"], "counts": self.counts}
 
-    def read_manifest(self) -> dict | None:
-        path = self.root / MANIFEST
+    def folder_name(self) -> str:
+        """``<preset>-s<seed>-<size>px-g<generator version>-<digest of the arguments>``."""
+        o = self.options
+        digest = hashlib.sha256(json.dumps(self.params(), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{o['preset']}-s{o['seed']}-{o['image_size']}px-g{P.GENERATOR_VERSION}-{digest}"
+
+    def _matches(self, folder: Path) -> bool:
+        m = self.read_manifest(folder)
+        return m is not None and all(m.get(k) == v for k, v in self.params().items())
+
+    def read_manifest(self, folder: Path | None = None) -> dict | None:
+        path = (self.root if folder is None else folder) / MANIFEST
         if not path.is_file():
             return None
         try:
@@ -91,6 +110,7 @@ class WorldSource(DatasetSource):
         return contact_sheet(self.root, out, dpi=dpi)
 
     def _current(self) -> dict | None:
+        """The manifest of this world when its folder holds it (generated alike), else None."""
         m = self.read_manifest()
         if m is not None and all(m.get(k) == v for k, v in self.params().items()):
             return m
@@ -117,9 +137,9 @@ class WorldSource(DatasetSource):
         from .generate import generate
 
         if self.root.exists():
-            if self.read_manifest() is None and any(self.root.iterdir()):
-                raise DataError(f"world root {self.root} exists, is not empty and holds no world manifest",
-                                hint="point dataset option 'root' at an empty or world folder")
+            # never replaced: a folder of this name that is not this world is someone else's
+            raise DataError(f"world folder {self.root} exists but holds no manifest of this world",
+                            hint="move it away, or point dataset option 'root' at another parent folder")
         tmp = self.root.parent / f".{self.root.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -137,9 +157,7 @@ class WorldSource(DatasetSource):
             bar.stop()
         manifest = {**self.params(), **result}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if self.root.exists():
-            shutil.rmtree(self.root)
-        os.replace(tmp, self.root)
+        os.rename(tmp, self.root)  # fails rather than replace: the folder did not exist under the lock
         note(message=f"world: generated {result['records']['images']} images under {self.root} "
                      f"(checksum {result['checksum'][:12]})")
         return manifest
@@ -168,6 +186,9 @@ class WorldSource(DatasetSource):
             return NLVR2(self.name, self._opts(**{f"{s}_file": P.nlvr2_file(s) for s in P.NLVR2_SPLITS},
                                                **{f"{s}_images": P.nlvr2_images(s) for s in P.NLVR2_SPLITS}))
         raise DataError(f"dataset '{self.name}' provides {', '.join(self.provides)}, not '{kind}'")
+
+    def has_split(self, kind: str, split: str) -> bool | None:
+        return self.loader(kind).has_split(kind, split) if kind in self.provides else False
 
     def load(self, kind: str, split: str = "train") -> Any:
         loader = self.loader(kind)
