@@ -254,3 +254,13 @@ def test_cli_report_sort(tmp_path, fakes):
     plain = json.loads(CliRunner().invoke(main, ["report", str(out), "--format", "json"]).output)
     ranked = json.loads(CliRunner().invoke(main, ["report", str(out), "--format", "json", "--sort", "toy"]).output)
     assert [r["row"] for r in plain] == ["weak", "strong"] and [r["row"] for r in ranked] == ["strong", "weak"]
+
+
+def test_rows_that_only_spell_out_defaults_are_run_once(tmp_path):
+    cfg = make_config(tmp_path, tasks={"toy": {}},
+                      matrix=[{"objectives": ["itc", "itm"]},
+                              {"name": "explicit", "objectives": ["itc", {"itm": {"options": {"rate": 0.1}}}],
+                               "model": {"options": {"layout": "single_stream"}}}])
+    result, pipe = run(cfg)
+    assert len(pipe.pretrain_calls) == 1
+    assert [r["row"] for r in result.records] == ["itc,itm = explicit"]

@@ -244,6 +244,33 @@ def check_names(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
         cls(name, cfg.tasks[name].options)
 
 
+def merge_equivalent(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
+    """Merge rows that differ only in spelling out defaults (``{itm: {options:
+    {negatives: hard}}}`` next to plain ``itm``, ``model: {options: {layout:
+    single_stream}}`` next to none): resolved with each component's defaults they
+    compute the same, so they are one row (in place; after :func:`check_names`)."""
+    from simla_bench.assemble import model_recipe
+
+    def full_identity(row: Row) -> tuple[str, float, str]:
+        objectives = {name: {"weight": spec["weight"],
+                             "options": registry.load("objective", name)(name, spec["options"]).options}
+                      for name, spec in resolve_objectives(cfg, row).items()}
+        model = model_recipe(cfg.with_model(row.model_overrides).model, registry)
+        return (_canonical(objectives), row.data_fraction, _canonical({"name": model.name, "options": model.options}))
+
+    merged: dict[tuple[str, float, str], Row] = {}
+    for row in matrix.rows:
+        key = full_identity(row)
+        if key in merged:
+            first = merged[key]
+            matrix.notes.append(f"row '{row.label}' only spells out defaults of '{first.label}'; it is run once")
+            merged[key] = Row(first.labels + row.labels, first.objectives, first.data_fraction, first.model_json,
+                              first.objective_json)
+        else:
+            merged[key] = row
+    matrix.rows = list(merged.values())
+
+
 def _providers(registry, capability: str) -> list[str]:
     """Registered objectives whose ``needs`` include ``capability`` (they train it)."""
     found = []

@@ -30,7 +30,8 @@ from simla_bench.errors import PluginError, UserError
 from simla_bench.interfaces import TaskContext, TaskResult
 from simla_bench.runner import curves, keys
 from simla_bench.assemble import build_objectives
-from simla_bench.runner.cells import Cell, Matrix, Row, check_capabilities, check_names, expand, resolve_objectives
+from simla_bench.runner.cells import (Cell, Matrix, Row, check_capabilities, check_names, expand, merge_equivalent,
+                                      resolve_objectives)
 from simla_bench.runner.pipeline import Pipeline, PreparedData
 from simla_bench.runner.progress import Progress
 from simla_bench.runner.store import SCHEMA_VERSION, RunStore, atomic_write_json
@@ -120,6 +121,7 @@ class MatrixRunner:
     def matrix(self) -> Matrix:
         matrix = expand(self.cfg)
         check_names(self.cfg, matrix, self.registry)
+        merge_equivalent(self.cfg, matrix, self.registry)
         if self.only_rows is not None:
             wanted = {r.identity for r in self.only_rows}
             matrix.rows = [r for r in matrix.rows if r.identity in wanted]
