@@ -218,3 +218,49 @@ def test_images_that_decoded_are_not_decoded_again(tmp_path, cache_dir, monkeypa
     _jpeg(Path(files["images"]) / "im1.jpg", (9, 9, 9))  # changed file: decoded again
     AlbefPretrain("p", opts).load("pretrain", "train")
     assert opened == ["im1.jpg"]
+
+
+# ------------------------------------------------------------------ ALBEF's NLVR2 arrays and dets.json
+def test_albef_nlvr2_json_array_reads_with_identifiers_grouping_one_sentence(tmp_path, cache_dir):
+    from simla_bench.metrics.nlvr2 import sentence_key
+    from simla_bench.plugins.datasets.sources import NLVR2
+
+    for pair in (0, 1):
+        for side in (0, 1):
+            _jpeg(tmp_path / "images" / "dev" / f"dev-850-{pair}-img{side}.png", (40 * pair, 90, 60 * side))
+    ann = [{"images": [f"dev/dev-850-{p}-img0.png", f"dev/dev-850-{p}-img1.png"],
+            "sentence": "There are two dogs.", "label": label} for p, label in ((0, "True"), (1, "False"))]
+    (tmp_path / "nlvr_dev.json").write_text(json.dumps(ann, indent=1))  # ALBEF: one JSON array, not lines
+    records = NLVR2("n", {"dev_file": str(tmp_path / "nlvr_dev.json"),
+                          "image_root": str(tmp_path / "images")}).load("nlvr2", "dev")
+    assert [r.label for r in records] == [True, False]
+    assert records[0].left.name == "dev-850-0-img0.png" and records[1].right.name == "dev-850-1-img1.png"
+    assert len({r.identifier for r in records}) == 2
+    assert len({sentence_key(r.identifier) for r in records}) == 1  # one sentence of set 850: one consistency group
+
+
+def test_albef_dets_json_is_keyed_by_image_id(tmp_path, cache_dir):
+    import pickle
+
+    from simla_bench.plugins.datasets.sources import RefCOCOPlus
+
+    for image_id in (77, 99):
+        _jpeg(tmp_path / "coco" / f"COCO_train2014_{image_id:012d}.jpg")
+    instances = {"images": [{"id": i, "file_name": f"COCO_train2014_{i:012d}.jpg", "width": 48, "height": 48}
+                            for i in (77, 99)],
+                 "annotations": [{"id": 1, "image_id": 77, "bbox": [1, 1, 10, 10], "category_id": 1},
+                                 {"id": 2, "image_id": 99, "bbox": [20, 20, 8, 8], "category_id": 1}],
+                 "categories": [{"id": 1, "name": "dog"}]}
+    refs = [{"ref_id": 5, "ann_id": 1, "image_id": 77, "split": "val", "sentences": [{"sent": "left dog"}]},
+            # a ref id equal to another image's id: ALBEF's dets.json must be looked up by image id
+            {"ref_id": 77, "ann_id": 2, "image_id": 99, "split": "val", "sentences": [{"sent": "right dog"}]}]
+    dets = {"77": [[1, 1, 10, 10, 0.9], [30, 30, 5, 5, 0.2]], "99": [[20, 20, 8, 8, 0.8]]}  # x, y, w, h, extras
+    (tmp_path / "refs(unc).p").write_bytes(pickle.dumps(refs))
+    (tmp_path / "instances.json").write_text(json.dumps(instances))
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    source = RefCOCOPlus("r", {"refs_file": str(tmp_path / "refs(unc).p"), "instances_file": str(tmp_path / "instances.json"),
+                               "proposals_file": str(tmp_path / "dets.json"), "image_root": str(tmp_path / "coco")})
+    by_ref = {r.ref_id: r for r in source.load("grounding", "val")}
+    assert by_ref[5].proposals == [(1.0, 1.0, 10.0, 10.0), (30.0, 30.0, 5.0, 5.0)]
+    assert by_ref[77].proposals == [(20.0, 20.0, 8.0, 8.0)]
+    assert source.has_split("grounding", "val") is True and source.has_split("grounding", "test_comp") is None
