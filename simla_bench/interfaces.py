@@ -41,6 +41,10 @@ class ModelPlugin(abc.ABC):
     * ``image_size`` and ``image_transform(train, size=None)`` (PIL -> tensor).
     """
 
+    #: the component's version: bump it when a change alters its results; it is part of
+    #: every cell key that uses the component (with its distribution's version and a
+    #: digest of its source file, docs/results.md "What a cell key covers")
+    version: ClassVar[str] = "1"
     defaults: ClassVar[Mapping[str, Any]] = {}
     #: capability -> what to change in this model's options to obtain it (the
     #: hint of the error when an objective or task needs what the model lacks)
@@ -98,6 +102,10 @@ class Objective(abc.ABC):
     ``objectives.<name>`` mapping overrides them; unknown keys are refused).
     """
 
+    #: the component's version: bump it when a change alters its results; it is part of
+    #: every cell key that uses the component (with its distribution's version and a
+    #: digest of its source file, docs/results.md "What a cell key covers")
+    version: ClassVar[str] = "1"
     needs: ClassVar[frozenset[str]] = frozenset()
     #: model heads (capability names) this objective trains, e.g. ``{"itm_head"}``: the trainer records
     #: them in ``model.trained_heads`` (:mod:`simla_bench.heads`), so that a task can tell a trained
@@ -160,6 +168,9 @@ class Task(abc.ABC):
     """A downstream task: data it needs, how it adapts a pretrained model,
     how it predicts, and which metrics it reports."""
 
+    #: the component's version: bump it when a change alters its results; it is part of
+    #: every cell key that uses the component (with its distribution's version and a
+    #: digest of its source file, docs/results.md "What a cell key covers")
     version: ClassVar[str] = "1"
     primary_metric: ClassVar[str] = ""
     #: metric name -> "higher" or "lower" (default "higher")
@@ -190,6 +201,10 @@ class DatasetSource(abc.ABC):
     """A source of records for one or more data kinds (``pretrain``,
     ``retrieval``, ``grounding``, ``vqa``, ``nlvr2``, ...)."""
 
+    #: the component's version: bump it when a change alters its results; it is part of
+    #: every cell key that uses the component (with its distribution's version and a
+    #: digest of its source file, docs/results.md "What a cell key covers")
+    version: ClassVar[str] = "1"
     provides: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[Mapping[str, Any]] = {}
 

@@ -271,14 +271,19 @@ class BrokenRestorePipeline(FakePipeline):
         raise RuntimeError("size mismatch for mlm_head.bias")
 
 
-def test_unrestorable_finished_pretraining_is_redone_with_a_warning(tmp_path, capsys):
+def test_unrestorable_finished_pretraining_stops_the_row_and_keeps_its_files(tmp_path):
     cfg = make_config(tmp_path)
     first, _ = run(cfg)
     (tmp_path / "run" / "cells" / f"{first.records[0]['key']}.json").unlink()
+    workdir = tmp_path / "run" / "pretrain" / first.records[0]["pretrain_key"]
+    before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
     again, pipe = run(cfg, BrokenRestorePipeline())
-    assert "cannot restore the finished pretraining" in capsys.readouterr().err
-    assert pipe.pretrain_calls[0][2] == 1 and again.computed == 1
-    assert metrics_by_cell(again) == metrics_by_cell(first)
+    assert pipe.pretrain_calls == [] and again.computed == 0  # no silent retrain
+    (failure,) = again.failures
+    assert "cannot restore the finished pretraining" in failure and "size mismatch" in failure
+    assert "--force" in failure and "\n" not in failure
+    after = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file() and p.name != "error.log"}
+    assert after == before  # error.log (the traceback) is the only new file
 
 
 class StaleCheckpointPipeline(FakePipeline):
@@ -296,13 +301,18 @@ class StaleCheckpointPipeline(FakePipeline):
         return super().pretrain(cfg, objectives, model, records, workdir, seed, progress)
 
 
-def test_unresumable_checkpoint_starts_over(tmp_path, capsys):
+def test_unresumable_checkpoint_stops_the_row_and_keeps_the_checkpoint(tmp_path):
     cfg = make_config(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, FakePipeline(interrupt_at=5))
+    (ckpt,) = (tmp_path / "run" / "pretrain").glob("*/checkpoint.pt")
+    saved = ckpt.read_bytes()
     result, pipe = run(cfg, StaleCheckpointPipeline())
-    assert "starting it over" in capsys.readouterr().err
-    assert pipe.pretrain_calls[0][2] == 1 and result.computed == 2 and not result.failures
+    (failure,) = result.failures
+    assert f"cannot resume from {ckpt}" in failure and "checkpoint format 0" in failure and "--force" in failure
+    assert result.computed == 0 and ckpt.read_bytes() == saved
+    forced, pipe = run(cfg, StaleCheckpointPipeline(), force=True)  # --force starts the row over
+    assert pipe.pretrain_calls[0][2] == 1 and forced.computed == 2 and not forced.failures
 
 
 def test_under_torchrun_only_rank_zero_writes(tmp_path, monkeypatch):

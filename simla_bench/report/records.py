@@ -5,7 +5,9 @@ first directory given wins).  Corrupt records are reported and skipped, never
 used.  Records are ordered by each directory's manifest (row order as the latest
 run's config lists them, then rows only earlier runs had; then seed, then
 task order), so tables list rows in the order of the experiment (e.g. SIMLA
-Table 1's cumulative sequence), and each row under its latest label.
+Table 1's cumulative sequence), and each row under its latest label.  When the records of
+one row came from different data or code (:mod:`simla_bench.report.provenance`),
+a warning says so.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from simla_bench.errors import UserError
+from simla_bench.report.provenance import mixed_provenance
 from simla_bench.runner.store import RunStore
 
 
@@ -73,4 +76,6 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
             seen[key] = read.record
     if not seen:
         raise UserError(f"no finished cells in {', '.join(map(str, paths))}", hint="run `simla-bench run --out DIR` first")
-    return LoadedRecords(order_records(list(seen.values()), row_order, task_order), warnings, duplicates)
+    records = order_records(list(seen.values()), row_order, task_order)
+    warnings += mixed_provenance(records)
+    return LoadedRecords(records, warnings, duplicates)

@@ -1,14 +1,26 @@
 """Content-addressed keys for pretraining runs and matrix cells.
 
 A key is the SHA-256 (first 20 hex digits) of a canonical JSON document made
-of everything that determines a result and nothing else:
+of everything that determines a result and nothing else (the full list, and
+what is left out on purpose, is in ``docs/results.md``, "What a cell key
+covers"):
 
-* pretraining key (one row, one seed): the model config, the pretraining
-  schedule (with the row's data fraction), the objective set with weights and
-  options (as a set: order does not matter), the pretraining dataset's config
-  and data-manifest checksum, the seed, and the simla-bench version;
-* cell key: the pretraining key plus the task name, task version, task
-  options, the task dataset's config and manifest checksum.
+* pretraining key (one row, one seed): the model (name, its *resolved*
+  options: the recipe's defaults merged with the config's, and its component
+  identity), the pretraining schedule (with the row's data fraction), each
+  objective's weight, resolved options and component identity (as a set:
+  order does not matter), the pretraining dataset's source, resolved options,
+  component identity and data checksum, the seed, and the simla-bench version;
+* cell key: the pretraining key plus the task name, version, resolved options
+  and component identity, and the task dataset's source, resolved options,
+  component identity and data checksum.
+
+A component's identity (:func:`component_id`) is its ``version`` class
+attribute, the name and version of the distribution that registered it, and a
+short digest of the source file(s) of its class (and of its base classes
+outside the simla-bench core), so editing a plugin's code or a default
+recomputes exactly the cells that use it, while writing an option explicitly
+equal to its default does not change a key.
 
 Left out on purpose (they do not change the numbers): output directory,
 experiment name, other seeds/tasks/rows, executor, ``num_workers``,
@@ -20,11 +32,17 @@ to recompute on another device).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import os
+from pathlib import Path
 from typing import Any, Mapping
 
 #: bump when the meaning of a key changes (old cells are then recomputed)
-KEY_VERSION = 1
+KEY_VERSION = 2
+#: the simla-bench core: its code is covered by the simla-bench version, not by code digests
+_CORE_DIR = Path(__file__).resolve().parent.parent
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
 _NOT_RESULT_FIELDS = ("num_workers", "checkpoint_every")
 
 
@@ -46,32 +64,92 @@ def manifest_checksum(manifest: Mapping[str, Any] | None) -> str:
     return digest(manifest)
 
 
-def pretrain_key_parts(cfg_dump: Mapping[str, Any], objectives: Mapping[str, Mapping[str, Any]],
+def _file_digest(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    cache_key = (path, st.st_mtime_ns, st.st_size)
+    if cache_key not in _FILE_DIGESTS:
+        try:
+            _FILE_DIGESTS[cache_key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return None
+    return _FILE_DIGESTS[cache_key]
+
+
+def code_digest(cls: type) -> str | None:
+    """A short digest of the source files of ``cls`` and of its base classes
+    outside the simla-bench core (None when the source cannot be found, e.g. a
+    class made in ``__main__`` or a frozen module)."""
+    files: list[str] = []
+    for klass in inspect.getmro(cls) if inspect.isclass(cls) else (cls,):
+        try:
+            src = inspect.getsourcefile(klass)
+        except (TypeError, OSError):
+            continue
+        if not src:
+            continue
+        src = str(Path(src).resolve())
+        if Path(src).is_relative_to(_CORE_DIR) or src in files:
+            continue
+        files.append(src)
+    digests = [d for d in (_file_digest(f) for f in files) if d]
+    if not digests:
+        return None
+    return hashlib.sha256("".join(digests).encode("ascii")).hexdigest()[:12]
+
+
+def component_id(registry: Any, kind: str, name: str, cls: Any) -> dict[str, Any]:
+    """What identifies the code of one registered component: its ``version``
+    attribute, the distribution that registered it and a digest of its source."""
+    try:
+        plugin = registry.get(kind, name).plugin
+        dist = f"{plugin.dist_name} {plugin.dist_version}"
+    except Exception:  # noqa: BLE001 - a component used without a registry entry
+        dist = None
+    return {"version": str(getattr(cls, "version", "")), "dist": dist, "code": code_digest(cls)}
+
+
+def dataset_part(registry: Any, source: Any, source_name: str) -> dict[str, Any]:
+    """A prepared dataset instance in a key: its source, resolved options and identity."""
+    return {"source": source_name, "options": dict(source.options),
+            "component": component_id(registry, "dataset", source_name, type(source))}
+
+
+def pretrain_key_parts(cfg_dump: Mapping[str, Any], model: Mapping[str, Any],
+                       objectives: Mapping[str, Mapping[str, Any]], dataset: Mapping[str, Any],
                        data_fraction: float, seed: int, data_checksum: str, version: str) -> dict[str, Any]:
-    """The documented parts of a pretraining key (also stored in each record)."""
+    """The documented parts of a pretraining key (also stored in each record).
+
+    ``model``: ``{name, options, component}`` (resolved options); ``objectives``:
+    ``{name: {weight, options, component}}``; ``dataset``: :func:`dataset_part`.
+    """
     pretrain = {k: v for k, v in dict(cfg_dump["pretrain"]).items() if k not in _NOT_RESULT_FIELDS}
     pretrain["data_fraction"] = float(data_fraction)
-    dataset_name = pretrain["dataset"]
     return {
         "key_version": KEY_VERSION,
         "simla_bench": version,
-        "model": cfg_dump["model"],
+        "model": dict(model),
         "pretrain": pretrain,
         "objectives": {name: dict(objectives[name]) for name in sorted(objectives)},
-        "dataset": cfg_dump["datasets"][dataset_name],
+        "dataset": dict(dataset),
         "data_checksum": data_checksum,
         "seed": int(seed),
     }
 
 
-def cell_key_parts(pretrain_key: str, task: str, task_version: str, task_cfg: Mapping[str, Any],
-                   dataset_cfg: Mapping[str, Any], data_checksum: str) -> dict[str, Any]:
+def cell_key_parts(pretrain_key: str, task: str, task_version: str, task_options: Mapping[str, Any],
+                   task_component: Mapping[str, Any], dataset_name: str, dataset: Mapping[str, Any],
+                   data_checksum: str) -> dict[str, Any]:
     return {
         "pretrain_key": pretrain_key,
         "task": task,
         "task_version": str(task_version),
-        "task_config": dict(task_cfg),
-        "dataset": dict(dataset_cfg),
+        "task_config": dict(task_options),
+        "task_component": dict(task_component),
+        "dataset_name": dataset_name,
+        "dataset": dict(dataset),
         "data_checksum": data_checksum,
     }
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from simla_bench import __version__
+from simla_bench import __version__, tmpfiles
 from simla_bench.config import ExperimentConfig
 from simla_bench.errors import PluginError, UserError
 from simla_bench.interfaces import TaskContext, TaskResult
@@ -80,6 +80,28 @@ def _describe_exc(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: the trainer's checkpoint in a pretraining folder (``simla_bench.training.checkpoint.CHECKPOINT_NAME``;
+#: named here so that the runner does not import torch)
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class PretrainingKeptError(UserError):
+    """A finished pretraining could not be restored, or a checkpoint not resumed;
+    the files are kept (only ``--force`` deletes them)."""
+
+    @classmethod
+    def wrap(cls, what: str, ckpt: Path, workdir: Path, exc: BaseException) -> "PretrainingKeptError":
+        where = ckpt if ckpt.exists() else workdir
+        why = _describe_exc(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        err = cls(f"{what} from {where}: {why}" if str(where) not in why else f"{what}: {why}",
+                  hint=f"the files in {workdir} are kept; fix the cause and rerun, "
+                       "or rerun with --force to start the row over")
+        for attr in ("objective", "step"):  # e.g. a NaN loss after the resume: still blame the objective
+            if hasattr(exc, attr):
+                setattr(err, attr, getattr(exc, attr))
+        return err
+
+
 class MatrixRunner:
     """Runs one experiment config into one run directory."""
 
@@ -130,19 +152,42 @@ class MatrixRunner:
         return matrix
 
     def plan(self, matrix: Matrix, data: dict[str, PreparedData]) -> list[PlannedCell]:
+        """Every cell with its key (see :mod:`simla_bench.runner.keys`): the
+        components' resolved options, versions and code digests, and the data
+        checksums of the datasets it reads."""
+        from simla_bench.assemble import model_recipe
+
+        reg = self.registry
         pre_ds = self.cfg.pretrain.dataset
         pre_sum = keys.manifest_checksum(data[pre_ds].manifest)
+        dataset_parts = {name: keys.dataset_part(reg, d.source, self.cfg.datasets[name].source)
+                         for name, d in data.items()}
+        task_parts = {}
+        for task in matrix.tasks:
+            cls = reg.load("task", task)
+            task_parts[task] = (cls, cls(task, self.cfg.tasks[task].options).options,
+                                keys.component_id(reg, "task", task, cls))
+        models: dict[str, dict] = {}
         planned = []
         for row in matrix.rows:
             objectives = resolve_objectives(self.cfg, row)
+            resolved = {name: {"weight": w, "options": dict(obj.options),
+                               "component": keys.component_id(reg, "objective", name, type(obj))}
+                        for name, (obj, w) in build_objectives(objectives, reg).items()}
+            if row.model_json not in models:
+                mc = self.row_cfg(row).model
+                recipe = model_recipe(mc, reg)
+                models[row.model_json] = {"name": mc.name, "options": dict(recipe.options),
+                                          "component": keys.component_id(reg, "model", mc.name, type(recipe))}
             for seed in matrix.seeds:
-                pparts = keys.pretrain_key_parts(self.row_dump(row), objectives, row.data_fraction, seed, pre_sum, __version__)
+                pparts = keys.pretrain_key_parts(self.row_dump(row), models[row.model_json], resolved,
+                                                 dataset_parts[pre_ds], row.data_fraction, seed, pre_sum, __version__)
                 pkey, rkey = keys.digest(pparts), keys.row_key_of(pparts)
                 for task in matrix.tasks:
                     tc = self.cfg.tasks[task]
-                    cls = self.registry.load("task", task)
-                    cparts = keys.cell_key_parts(pkey, task, cls.version, tc.options,
-                                                 self.cfg_dump["datasets"][tc.dataset],
+                    cls, options, component = task_parts[task]
+                    cparts = keys.cell_key_parts(pkey, task, cls.version, options, component, tc.dataset,
+                                                 dataset_parts[tc.dataset],
                                                  keys.manifest_checksum(data[tc.dataset].manifest))
                     planned.append(PlannedCell(Cell(row, seed, task), keys.digest(cparts), pkey, rkey,
                                                {"pretrain": pparts, "cell": cparts}, cls))
@@ -322,11 +367,17 @@ class MatrixRunner:
 
     def _pretrained(self, row: Row, seed: int, pkey: str, data) -> tuple[Any, dict]:
         """The row's pretrained model: restored if finished (``pretrain.json``
-        exists), else trained, resuming from the checkpoint the trainer left."""
+        exists), else trained, resuming from the checkpoint the trainer left.
+
+        A restore or a resume that fails stops the row (:class:`PretrainingKeptError`)
+        and leaves every file where it is: only ``--force`` deletes a checkpoint."""
         cfg = self.row_cfg(row)
         workdir = self.store.pretrain_dir / pkey
         workdir.mkdir(parents=True, exist_ok=True)
+        if self.main:
+            tmpfiles.remove_stale(workdir)  # a killed checkpoint write is not a checkpoint
         info_path = workdir / "pretrain.json"
+        ckpt = workdir / CHECKPOINT_FILE
         objectives = build_objectives(resolve_objectives(self.cfg, row), self.registry)
         records = [] if cfg.pretrain.steps == 0 else \
             self.pipeline.pretrain_records(data[self.cfg.pretrain.dataset], row.data_fraction)
@@ -336,18 +387,15 @@ class MatrixRunner:
             try:
                 info = json.loads(info_path.read_text(encoding="utf-8"))
                 model = self.pipeline.restore(cfg, objectives, model, records, workdir, seed)
-                self.progress.row_done(row.label, seed, "reusing finished pretraining")
-                return model, {**info, "reused": True}
             except KeyboardInterrupt:
                 raise
-            except Exception as exc:  # noqa: BLE001 - e.g. written by other code: train afresh
-                self.progress.warn(f"cannot restore the finished pretraining of '{row.label}' seed {seed} "
-                                   f"({_describe_exc(exc).splitlines()[0]}); pretraining it again")
-                self._wipe(workdir)
-                self.pipeline.seed_everything(seed)
-                model = self.pipeline.build_model(cfg, self._tokenizer)
+            except Exception as exc:  # noqa: BLE001 - the row stops; its files stay
+                raise PretrainingKeptError.wrap("cannot restore the finished pretraining", ckpt, workdir, exc) \
+                    from exc
+            self.progress.row_done(row.label, seed, "reusing finished pretraining")
+            return model, {**info, "reused": True}
         self.progress.row_start(row.label, seed, cfg.pretrain.steps)
-        resumed = any(p.name != "tasks" and not p.name.endswith(".log") for p in workdir.iterdir())
+        resumed = ckpt.is_file()
         start = time.time()
         try:
             outcome = self.pipeline.pretrain(cfg, objectives, model, records, workdir, seed,
@@ -355,15 +403,7 @@ class MatrixRunner:
         except Exception as exc:  # noqa: BLE001
             if not resumed:
                 raise
-            # a checkpoint this code cannot resume (another version wrote it): start over once
-            self.progress.warn(f"cannot resume '{row.label}' seed {seed} from its checkpoint "
-                               f"({_describe_exc(exc).splitlines()[0]}); starting it over")
-            self._wipe(workdir)
-            resumed = False
-            self.pipeline.seed_everything(seed)
-            model = self.pipeline.build_model(cfg, self._tokenizer)
-            outcome = self.pipeline.pretrain(cfg, objectives, model, records, workdir, seed,
-                                             self.progress.pretrain_callback())
+            raise PretrainingKeptError.wrap("cannot resume", ckpt, workdir, exc) from exc
         curves.check_finite(outcome.loss_curve)
         info = {"steps": outcome.steps, "seconds": outcome.seconds or time.time() - start, "pairs": len(records),
                 "data_fraction": row.data_fraction, "resumed_from_checkpoint": resumed,
@@ -374,11 +414,6 @@ class MatrixRunner:
         text = " ".join(f"{k}={v['last']:.3f}" for k, v in last.items())
         self.progress.row_done(row.label, seed, f"{outcome.steps} steps in {info['seconds']:.1f}s {text}")
         return outcome.model, {**info, "reused": False}
-
-    @staticmethod
-    def _wipe(workdir: Path) -> None:
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True, exist_ok=True)
 
     def _run_cell(self, pc: PlannedCell, model: Any, pinfo: dict, data, env, device) -> dict:
         cell = pc.cell
@@ -404,6 +439,7 @@ class MatrixRunner:
                            for m in metrics},
             "metrics": metrics, "per_example": per_example, "extra": out.extra,
             "config": self.row_dump(cell.row), "key_parts": pc.key_parts,
+            **self._provenance(pc),
             "data_manifest": {self.cfg.pretrain.dataset: data[self.cfg.pretrain.dataset].manifest,
                               tc.dataset: data[tc.dataset].manifest},
             "versions": env["versions"], "device": env["device"],
@@ -416,6 +452,24 @@ class MatrixRunner:
         if self.main:
             self.store.write_record(record)
         return record
+
+    @staticmethod
+    def _provenance(pc: PlannedCell) -> dict[str, Any]:
+        """The record's ``components`` (version, distribution and code digest of
+        each component the cell used) and ``data_checksums`` (per dataset), from its key."""
+        pre, cell = pc.key_parts["pretrain"], pc.key_parts["cell"]
+        pre_ds = pre["pretrain"]["dataset"]
+        return {
+            "components": {
+                "model": {"name": pre["model"]["name"], **pre["model"]["component"]},
+                "objectives": {n: o["component"] for n, o in pre["objectives"].items()},
+                "datasets": {pre_ds: {"source": pre["dataset"]["source"], **pre["dataset"]["component"]},
+                             cell["dataset_name"]: {"source": cell["dataset"]["source"],
+                                                    **cell["dataset"]["component"]}},
+                "task": {"name": cell["task"], **cell["task_component"]},
+            },
+            "data_checksums": {pre_ds: pre["data_checksum"], cell["dataset_name"]: cell["data_checksum"]},
+        }
 
     @staticmethod
     def _check_result(name: str, task: Any, out: Any) -> tuple[dict, dict]:

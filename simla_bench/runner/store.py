@@ -9,7 +9,9 @@ Layout (schema :data:`SCHEMA_VERSION`, documented in ``docs/results.md``)::
 
 Every JSON file is written to a temporary file in the same folder, fsynced and
 renamed over the target, so a reader sees the old file or the new one, never a
-torn one.  A record that does not parse or does not validate is *corrupt*: it
+torn one.  The temporary file names its writer (``.<name>.<random>.<pid>@<host>.tmp``);
+those of killed writers are removed when a run opens the directory
+(:meth:`RunStore.ensure`, :mod:`simla_bench.tmpfiles`).  A record that does not parse or does not validate is *corrupt*: it
 is reported, moved aside to ``<key>.json.corrupt`` and recomputed, never used.
 A directory written by another schema version is refused with a clear error.
 """
@@ -25,6 +27,7 @@ from typing import Any, Iterator, Mapping
 
 from filelock import FileLock, Timeout
 
+from simla_bench import tmpfiles
 from simla_bench.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -59,7 +62,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON to ``path`` atomically (temp file + fsync + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{tmpfiles.writer_tag()}.tmp", dir=path.parent)
     try:
         os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -151,9 +154,12 @@ class RunStore:
         return name in ("cells", "pretrain", "locks", "tokenizer") or name.startswith(".manifest.json.")
 
     def ensure(self) -> None:
+        """Check, create the folders, and remove temporary files of killed writers."""
         self.check_compatible()
         for d in (self.cells_dir, self.pretrain_dir, self.locks_dir):
             d.mkdir(parents=True, exist_ok=True)
+        for d in (self.root, self.cells_dir):
+            tmpfiles.remove_stale(d)
 
     # ----------------------------------------------------------- locking
     def lock(self, name: str) -> FileLock:

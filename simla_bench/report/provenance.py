@@ -1,0 +1,68 @@
+"""Whether the records of one row came from different data or code.
+
+A cell key covers the data checksums and every component's version, code
+digest and resolved options (``docs/results.md``), so a change recomputes the
+cells it affects under new keys; the old records stay in the run directory.
+When records that the report shows under one row label (across seeds and
+tasks) disagree on one of these, the table mixes results from before and after
+the change: :func:`mixed_provenance` returns one warning line per such row.
+
+Rows are grouped by *label* (not by ``row_key``, which itself changes with the
+pretraining side's data and code), and task-side values are compared per task,
+dataset values per dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+
+def _facts(record: dict) -> dict[str, str]:
+    """What a record says about its data and code: ``{what: value}``."""
+    out: dict[str, str] = {}
+    for name, checksum in (record.get("data_checksums") or {}).items():
+        out[f"data '{name}' (checksum)"] = str(checksum)
+    comps = record.get("components") or {}
+
+    def add(label: str, comp: Any) -> None:
+        if not isinstance(comp, dict):
+            return
+        for field, what in (("version", "version"), ("dist", "distribution"), ("code", "code")):
+            if field in comp:
+                out[f"{label} {what}"] = str(comp[field])
+
+    add(f"model '{(comps.get('model') or {}).get('name', '?')}'", comps.get("model"))
+    for name, comp in (comps.get("objectives") or {}).items():
+        add(f"objective '{name}'", comp)
+    for name, comp in (comps.get("datasets") or {}).items():
+        add(f"dataset '{name}'", comp)
+    task = comps.get("task") or {}
+    add(f"task '{task.get('name', record.get('task'))}'", task)
+    parts = record.get("key_parts") or {}
+    pre, cell = parts.get("pretrain") or {}, parts.get("cell") or {}
+    if pre:
+        out["model options"] = json.dumps((pre.get("model") or {}).get("options"), sort_keys=True, default=str)
+        for name, obj in (pre.get("objectives") or {}).items():
+            out[f"objective '{name}' options"] = json.dumps(obj.get("options"), sort_keys=True, default=str)
+    if cell:
+        out[f"task '{cell.get('task')}' options"] = json.dumps(cell.get("task_config"), sort_keys=True, default=str)
+    return out
+
+
+def mixed_provenance(records: Iterable[dict]) -> list[str]:
+    """One line per row label whose records differ in data or code."""
+    by_label: dict[str, dict[str, set[str]]] = {}
+    for r in records:
+        facts = by_label.setdefault(r.get("row", "?"), {})
+        for what, value in _facts(r).items():
+            facts.setdefault(what, set()).add(value)
+    lines = []
+    for label, facts in by_label.items():
+        differ = [f"{what}: {len(values)} values" for what, values in facts.items() if len(values) > 1]
+        if differ:
+            lines.append(
+                f"row '{label}' mixes records from different data or code ({'; '.join(differ)}); "
+                "its numbers combine results from before and after a change — rerun into a fresh --out "
+                "(or move the older cells/*.json away) to compare like with like")
+    return lines
