@@ -249,3 +249,19 @@ def test_progress_prints_labels_and_messages_verbatim():
     for fragment in ("pretraining [itc,itm] seed 0: done [x, y, w, h]", "failed: row [itc] seed 0: hint [x, y, w, h]",
                      "warning: box [x, y, w, h]", "note [itc]"):
         assert fragment in text, text
+
+
+def test_leaderboard_shows_row_labels_verbatim():
+    """A matrix row may be named freely, e.g. ``itc [wpa ot]``."""
+    import io
+
+    from rich.console import Console
+
+    from simla_bench.report import export, leaderboard
+    from test_report_leaderboard import record
+
+    board = leaderboard.build([record("itc [wpa ot]", ["itc"], 0, "vqa", 50), record("[itm]", ["itm"], 0, "vqa", 60)])
+    buf = io.StringIO()
+    Console(file=buf, width=200).print(export.to_rich(board, title="leaderboard: runs/[a]"))
+    text = buf.getvalue()
+    assert "itc [wpa ot]" in text and "[itm]" in text and "runs/[a]" in text, text

@@ -56,14 +56,16 @@ def to_markdown(board: Leaderboard) -> str:
 
 
 def to_rich(board: Leaderboard, title: str = "simla-bench leaderboard"):
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, caption=legend(board))
+    # labels, the title (a run path) and the legend are shown verbatim, not read as rich markup
+    table = Table(title=escape(title), caption=escape(legend(board)))
     table.add_column("objectives", style="bold cyan")
     for col in board.columns:
         table.add_column(_header(col), justify="right")
     for row in board.rows:
-        cells = [row.label + (" (baseline)" if board.baseline and row.row_key == board.baseline.row_key else "")]
+        cells = [escape(row.label) + (" (baseline)" if board.baseline and row.row_key == board.baseline.row_key else "")]
         for col in board.columns:
             stat = board.stat(row, col)
             text = cell_text(stat)
