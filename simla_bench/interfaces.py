@@ -127,7 +127,9 @@ class Objective(abc.ABC):
         per-step context holding the batch, model and shared encodings)."""
 
     def state_dict(self) -> dict[str, Any]:
-        """Objective state to checkpoint (queues, codebooks)."""
+        """Objective state to checkpoint (queues, codebooks): plain values only
+        (tensors, dicts, lists, tuples, str, int, float, bool, None), since
+        checkpoints are read with ``torch.load(weights_only=True)``."""
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027
