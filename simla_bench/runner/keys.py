@@ -35,6 +35,7 @@ import hashlib
 import inspect
 import json
 import os
+import sysconfig
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,6 +43,8 @@ from typing import Any, Mapping
 KEY_VERSION = 2
 #: the simla-bench core: its code is covered by the simla-bench version, not by code digests
 _CORE_DIR = Path(__file__).resolve().parent.parent
+#: the standard library (``abc.ABC`` and the like are not part of a component's code)
+_STDLIB_DIR = Path(sysconfig.get_paths()["stdlib"]).resolve()
 _FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
 _NOT_RESULT_FIELDS = ("num_workers", "checkpoint_every")
 
@@ -78,9 +81,14 @@ def _file_digest(path: str) -> str | None:
     return _FILE_DIGESTS[cache_key]
 
 
+def _in_stdlib(path: Path) -> bool:
+    """In the standard library (not in an installed package under it)."""
+    return path.is_relative_to(_STDLIB_DIR) and not ({"site-packages", "dist-packages"} & set(path.parts))
+
+
 def code_digest(cls: type) -> str | None:
     """A short digest of the source files of ``cls`` and of its base classes
-    outside the simla-bench core (None when the source cannot be found, e.g. a
+    outside the simla-bench core and the standard library (None when the source cannot be found, e.g. a
     class made in ``__main__`` or a frozen module)."""
     files: list[str] = []
     for klass in inspect.getmro(cls) if inspect.isclass(cls) else (cls,):
@@ -91,7 +99,7 @@ def code_digest(cls: type) -> str | None:
         if not src:
             continue
         src = str(Path(src).resolve())
-        if Path(src).is_relative_to(_CORE_DIR) or src in files:
+        if src in files or Path(src).is_relative_to(_CORE_DIR) or _in_stdlib(Path(src)):
             continue
         files.append(src)
     digests = [d for d in (_file_digest(f) for f in files) if d]
