@@ -264,3 +264,54 @@ def test_albef_dets_json_is_keyed_by_image_id(tmp_path, cache_dir):
     assert by_ref[5].proposals == [(1.0, 1.0, 10.0, 10.0), (30.0, 30.0, 5.0, 5.0)]
     assert by_ref[77].proposals == [(20.0, 20.0, 8.0, 8.0)]
     assert source.has_split("grounding", "val") is True and source.has_split("grounding", "test_comp") is None
+
+
+# ------------------------------------------------------------------ backbone options and load reports
+_TINY_BERT = dict(vocab_size=120, hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96,
+                  max_position_embeddings=40)
+
+
+def test_an_unknown_bert_option_is_refused_listing_the_allowed_ones(tmp_path):
+    from simla_bench.plugins.backbones.bert import bert_world_tiny, build
+
+    with pytest.raises(ConfigError) as err:
+        bert_world_tiny(pretrained=str(tmp_path / "bert-base-uncased"))  # the README's old, wrong name
+    line = err.value.one_line()
+    assert "unknown option(s) pretrained" in line and "weights" in line and "hidden_size" in line
+    assert "\n" not in line
+    build(config=_TINY_BERT, hidden_dropout_prob=0.0)  # a BertConfig field is an option
+
+
+def test_a_partial_bert_load_prints_one_report_once(tmp_path, capsys):
+    import torch
+
+    from simla_bench.plugins.backbones.bert import build
+
+    source = build(config=_TINY_BERT)
+    state = {**source.state_dict(), **{f"visual_encoder.blocks.{i}.w": torch.zeros(2) for i in range(3)}}
+    torch.save(state, tmp_path / "partial.pth")
+    capsys.readouterr()
+    model = build(config=_TINY_BERT, weights=str(tmp_path / "partial.pth"), cross_attention_layers=[2],
+                  encoder_width=40)
+    build(config=_TINY_BERT, weights=str(tmp_path / "partial.pth"), cross_attention_layers=[2], encoder_width=40)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "partial.pth" in ln]
+    assert len(lines) == 1, err  # printed once for the same load
+    n_cross = sum(1 for k in model.state_dict() if ".crossattention." in k)
+    assert f"loaded {len(source.state_dict())} tensor(s)" in lines[0]
+    assert f"missing {n_cross} (" in lines[0] and "unexpected 3 (visual_encoder.blocks.0.w" in lines[0]
+    assert torch.equal(model.state_dict()["embeddings.word_embeddings.weight"],
+                       source.state_dict()["embeddings.word_embeddings.weight"])
+
+
+def test_a_vit_load_reports_the_resampled_position_embeddings(tmp_path, capsys):
+    import torch
+
+    from simla_bench.plugins.backbones.vit import vit_world_tiny
+
+    torch.save(vit_world_tiny(img_size=32).vit.state_dict(), tmp_path / "vit32.pth")
+    capsys.readouterr()
+    vit_world_tiny(img_size=64, weights=str(tmp_path / "vit32.pth"))
+    err = capsys.readouterr().err
+    (line,) = [ln for ln in err.splitlines() if "vit32.pth" in ln]
+    assert "resampled 1 (pos_embed (1, 17, 192) -> (1, 65, 192)" in line  # 4x4 patches + CLS -> 8x8 + CLS

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simla_bench.errors import ConfigError, UserError
-from simla_bench.plugins.backbones.weights import read_state_dict
+from simla_bench.plugins.backbones.weights import read_state_dict, report_load
 
 #: BERT-base (Devlin et al.) shape; vocab_size is replaced by the tokenizer's.
 BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
@@ -90,6 +90,31 @@ def load_bert_config(config: Mapping[str, Any] | str | Path | None = None, **ove
         raise ConfigError(f"BERT hidden_size {cfg.hidden_size} is not divisible by num_attention_heads "
                           f"{cfg.num_attention_heads}", hint="pick a head count that divides the width")
     return cfg
+
+
+#: options of the BERT factories besides the BertConfig fields
+FACTORY_OPTIONS = ("config", "weights", "zero_shared_embeddings")
+
+
+def config_fields() -> list[str]:
+    """The ``BertConfig`` fields a backbone option may set (its constructor's named arguments)."""
+    import inspect
+
+    from transformers import BertConfig
+
+    return [n for n, p in inspect.signature(BertConfig.__init__).parameters.items()
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def check_options(overrides: Mapping[str, Any]) -> None:
+    """Refuse a backbone option that is neither a factory option nor a BertConfig field
+    (``BertConfig`` keeps unknown keys silently: ``pretrained: DIR`` built a random BERT)."""
+    fields = config_fields()
+    unknown = sorted(k for k in overrides if k not in fields)
+    if unknown:
+        raise ConfigError(f"BERT text backbone: unknown option(s) {', '.join(unknown)}; allowed: "
+                          f"{', '.join([*FACTORY_OPTIONS, *sorted(f for f in fields if f not in ('vocab_size', 'pad_token_id'))])}",
+                          hint="pretrained weights are option 'weights' (a local Hugging Face BERT directory)")
 
 
 def _additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -481,7 +506,8 @@ class BertTransformer(nn.Module):
         if strict_text and missing:
             raise UserError(f"BERT weights lack {len(missing)} text parameter(s), e.g. '{missing[0]}'",
                             hint="point weights at a BERT checkpoint directory")
-        return {"missing": list(result.missing_keys), "unexpected": skipped}
+        return {"loaded": len(mapped) + len(lm_head), "missing": list(result.missing_keys), "unexpected": skipped,
+                "resampled": []}
 
 
 # --------------------------------------------------------------------- factories
@@ -515,6 +541,7 @@ def build(
     """
     if config is None and weights is not None and Path(weights).is_dir() and (Path(weights) / "config.json").is_file():
         config = weights
+    check_options(overrides)
     cfg = load_bert_config(config, vocab_size=vocab_size, pad_token_id=pad_token_id, **overrides)
     model = BertTransformer(cfg, cross_attention_layers, encoder_width)
     if zero_shared_embeddings:
@@ -522,7 +549,9 @@ def build(
             model.embeddings.token_type_embeddings.weight.zero_()
             model.embeddings.position_embeddings.weight.zero_()
     if weights:
-        model.load_hf_state_dict(read_state_dict(weights))
+        got = model.load_hf_state_dict(read_state_dict(weights))
+        model.load_report = got
+        report_load("text backbone (BERT)", weights, got["loaded"], got["missing"], got["unexpected"])
     return model
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from simla_bench.errors import ConfigError, UserError
-from simla_bench.plugins.backbones.weights import read_state_dict, strip_prefixes
+from simla_bench.plugins.backbones.weights import read_state_dict, report_load, strip_prefixes
 
 _PREFIXES = ("module.", "visual_encoder.", "model.", "vit.")
 
@@ -100,7 +100,9 @@ class ViTEncoder(nn.Module):
         try:
             vit = timm.create_model(model_name, pretrained=False, **kwargs)
         except TypeError as exc:
-            raise ConfigError(f"timm model '{model_name}' rejects options {sorted(kwargs)}: {exc}") from None
+            raise ConfigError(f"timm model '{model_name}' rejects options {sorted(kwargs)}: {exc}; allowed: "
+                              f"{', '.join(_allowed_options())}",
+                              hint="pretrained weights are option 'weights' (a local file or directory)") from None
         for attr in ("patch_embed", "_pos_embed", "blocks", "norm", "cls_token"):
             if not hasattr(vit, attr):
                 raise ConfigError(f"timm model '{model_name}' is not a ViT-style transformer (no '{attr}')",
@@ -176,6 +178,9 @@ class ViTEncoder(nn.Module):
         mask_token = state.pop("mask_token", None)
         pe = state.get("pos_embed")
         own_pe = self.vit.pos_embed
+        resampled = []
+        if isinstance(pe, torch.Tensor) and own_pe is not None and tuple(pe.shape) != tuple(own_pe.shape):
+            resampled.append(f"pos_embed {tuple(pe.shape)} -> {tuple(own_pe.shape)} ({method})")
         if (method == "albef" and isinstance(pe, torch.Tensor) and own_pe is not None and pe.dim() == 3
                 and pe.shape[1] != own_pe.shape[1] and pe.shape[-1] == own_pe.shape[-1]):
             try:
@@ -192,16 +197,24 @@ class ViTEncoder(nn.Module):
             raise UserError(f"weights '{path}' do not fit timm model '{self.model_name}': '{bad[0]}' has shape "
                             f"{tuple(state[bad[0]].shape)}, the model expects {tuple(own[bad[0]].shape)}",
                             hint="pick the model_name these weights were trained with")
+        dropped = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
         state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         result = self.vit.load_state_dict(state, strict=False)
         missing = [k for k in result.missing_keys if not k.startswith(("head", "fc_norm"))]
         if missing:
             raise UserError(f"weights '{path}' lack {len(missing)} parameter(s) of '{self.model_name}', e.g. '{missing[0]}'",
                             hint="pick the model_name these weights were trained with")
+        loaded = len(state)
         if mask_token is not None and mask_token.shape == self.mask_token.shape:
             with torch.no_grad():
                 self.mask_token.copy_(mask_token)
-        return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
+            loaded += 1
+        elif mask_token is not None:
+            dropped.append("mask_token")
+        unexpected = sorted(set(dropped) | set(result.unexpected_keys))
+        report_load(f"image backbone ({self.model_name})", path, loaded, result.missing_keys, unexpected, resampled)
+        return {"loaded": loaded, "missing": list(result.missing_keys), "unexpected": unexpected,
+                "resampled": resampled}
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,6 +238,17 @@ class ViTEncoder(nn.Module):
         if extra > 0:  # drop register / distillation tokens: keep CLS + patches
             x = torch.cat([x[:, :1], x[:, 1 + extra:]], dim=1)
         return x
+
+
+def _allowed_options() -> list[str]:
+    """The options of the ViT factories: ours and timm's VisionTransformer's named arguments."""
+    import inspect
+
+    from timm.models.vision_transformer import VisionTransformer
+
+    timm_args = [n for n, p in inspect.signature(VisionTransformer.__init__).parameters.items()
+                 if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return ["model_name", "weights", "pos_embed_resize", *timm_args]
 
 
 # --------------------------------------------------------------------- factories

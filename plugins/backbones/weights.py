@@ -1,16 +1,48 @@
-"""Reading local weight files into state dicts (safetensors, torch pickles, Hugging Face directories).
+"""Reading local weight files into state dicts (safetensors, torch pickles, Hugging Face
+directories), and the load report every backbone weights load prints.
 
-Shared by the ViT and BERT backbones; never downloads anything.
+Shared by the ViT and BERT backbones; never downloads anything.  :func:`report_load` prints one
+line per load on stderr -- tensors loaded, and the missing (left at their initialisation),
+unexpected (in the file, not used) and resampled (resized to fit, e.g. position embeddings)
+ones, with a few names each -- once per process for the same (part, file, outcome), so a
+partial load is never silent.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import torch
 
 from simla_bench.errors import UserError
+
+
+_REPORTED: set[tuple] = set()
+
+
+def load_summary(what: str, path: str | Path, loaded: int, missing: Iterable[str], unexpected: Iterable[str],
+                 resampled: Iterable[str] = (), max_names: int = 4) -> str:
+    """``<what> <- <path>: loaded N tensors; missing M (a, b, ...); unexpected K (...); resampled R (...)``."""
+    parts = [f"loaded {loaded} tensor(s)"]
+    for label, names in (("missing", list(missing)), ("unexpected", list(unexpected)), ("resampled", list(resampled))):
+        if names:
+            shown = ", ".join(names[:max_names]) + (", ..." if len(names) > max_names else "")
+            parts.append(f"{label} {len(names)} ({shown})")
+    return f"weights: {what} <- {path}: " + "; ".join(parts)
+
+
+def report_load(what: str, path: str | Path, loaded: int, missing: Iterable[str], unexpected: Iterable[str],
+                resampled: Iterable[str] = ()) -> str:
+    """Print :func:`load_summary` on stderr (once per process for the same load) and return it."""
+    missing, unexpected, resampled = list(missing), list(unexpected), list(resampled)
+    line = load_summary(what, path, loaded, missing, unexpected, resampled)
+    key = (what, str(path), loaded, tuple(missing), tuple(unexpected), tuple(resampled))
+    if key not in _REPORTED:
+        _REPORTED.add(key)
+        print(line, file=sys.stderr)
+    return line
 
 
 def strip_prefixes(state: Mapping[str, torch.Tensor], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
