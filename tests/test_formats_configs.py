@@ -31,3 +31,16 @@ def test_config_loads_and_options_validate(path, simla_registry, tmp_path, monke
     with pytest.raises(DataError) as info:
         source.load(kind, split)
     assert "does not exist" in info.value.one_line()
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_real_data_configs_pretrain_on_real_pairs_with_a_real_tokenizer(path):
+    """A config that evaluates real data must not pretrain on the world nor learn its tokenizer
+    from world captions (was: every one inherited pretrain.dataset: world and a world WordPiece)."""
+    cfg = load_config(path)
+    real_tasks = [t for t, tc in cfg.tasks.items() if cfg.datasets[tc.dataset].source != "world"]
+    pretrain_source = cfg.datasets[cfg.pretrain.dataset].source
+    if real_tasks or path.stem == "albef_pretrain":
+        assert pretrain_source != "world", f"{path.name} evaluates {real_tasks} but pretrains on the world"
+        assert cfg.model.options.get("tokenizer"), f"{path.name} learns its tokenizer from pretraining captions"
+        assert cfg.model.options.get("preset") in ("albef", "simla")
