@@ -26,6 +26,7 @@ import torch
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.heads import is_trained
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.gradcam import batched_gradcam, resolve_layer, upsample
 from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
@@ -109,7 +110,11 @@ class GroundingTask(Task):
         per_example: dict[str, list[float]] = {}
         layer = resolve_layer(model, self.options["gradcam_layer"])
         extra: dict[str, Any] = {"mode": self.options["mode"], "finetune": log.summary(), "gradcam_layer": layer,
-                                 "skipped_splits": [], "iou": self.options["iou"]}
+                                 "skipped_splits": [], "iou": self.options["iou"],
+                                 "itm_head": "trained" if is_trained(model, "itm_head") else "untrained"}
+        if extra["itm_head"] == "untrained":  # zero-shot on a row without ITM: the Grad-CAM maps are of a random head
+            ctx.log(f"{self.name}: the model's ITM head was never trained (no ITM objective, fine-tuning or "
+                    "checkpoint filled it): its Grad-CAM boxes are a control, not the method")
         seconds = {"finetune": round(log.seconds, 2)}
         for split_name in dict.fromkeys([*REQUIRED, *self.options["eval_splits"]]):
             t0 = time.perf_counter()

@@ -26,6 +26,10 @@ def _sample(weights: torch.Tensor, generator: torch.Generator | None) -> torch.T
     """One index per row drawn from ``weights`` (rows that are all zero,
     possible only when a whole batch is one image, fall back to uniform)."""
     weights = weights.float().cpu()
+    if not torch.isfinite(weights).all():  # torch.multinomial would fail with a bare RuntimeError
+        from simla_bench.training.errors import NonFiniteValuesError
+
+        raise NonFiniteValuesError("ITC similarity weights for the ITM hard negatives of task fine-tuning")
     empty = weights.sum(dim=1) <= 0
     if empty.any():
         weights[empty] = 1.0

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import torch
 
 from simla_bench.errors import DataError
+from simla_bench.heads import mark_trained
 from simla_bench.interfaces import TaskContext
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
@@ -17,7 +18,8 @@ from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss
 
 def finetune_itc_itm(model: Any, ctx: TaskContext, options: dict, images: Sequence[Any], texts: Sequence[str],
                      image_ids: Sequence[Any], device: Any, gen: torch.Generator, label: str) -> ft.TrainLog:
-    """Fine-tune ``model`` in place on the pairs ``(images[i], texts[i])``."""
+    """Fine-tune ``model`` in place on the pairs ``(images[i], texts[i])``; its ITM head
+    then counts as trained (:func:`simla_bench.heads.mark_trained`)."""
     o = options
     if not texts:
         raise DataError(f"{label}: the train split is empty", hint="fine-tuning needs image-text pairs")
@@ -40,7 +42,10 @@ def finetune_itc_itm(model: Any, ctx: TaskContext, options: dict, images: Sequen
         return loss
 
     after = (lambda i: model.update_momentum(o["momentum"])) if use_m else None
-    return ft.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
-                          warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
-                          grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress, log=ctx.log,
-                          label=f"{label} fine-tune")
+    log = ft.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
+                         warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
+                         grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress, log=ctx.log,
+                         label=f"{label} fine-tune")
+    if log.steps > 0:  # the ITM loss trained this copy's ITM head
+        mark_trained(model, {"itm_head"})
+    return log

@@ -265,3 +265,33 @@ def test_leaderboard_shows_row_labels_verbatim():
     Console(file=buf, width=200).print(export.to_rich(board, title="leaderboard: runs/[a]"))
     text = buf.getvalue()
     assert "itc [wpa ot]" in text and "[itm]" in text and "runs/[a]" in text, text
+
+
+def test_nlvr2_lines_with_a_bad_byte_far_into_the_file_are_one_line(tmp_path):
+    from simla_bench.errors import DataError
+    from simla_bench.plugins.datasets.formats.nlvr2 import _entries
+
+    line = json.dumps({"identifier": "dev-1-0-0", "sentence": "two dogs", "label": "True"}) + "\n"
+    path = tmp_path / "dev.json"
+    path.write_bytes(line.encode() * 200 + b'{"sentence": "caf\xe9"}\n')  # the bad byte is past the first 4 KiB
+    with pytest.raises(DataError) as err:
+        list(_entries(path))
+    assert "not UTF-8" in err.value.one_line() and "byte 0xe9" in err.value.one_line()
+
+
+def test_task_fine_tuning_on_nan_similarities_raises_the_non_finite_error():
+    from simla_bench.tasks.itc_itm import _sample
+    from simla_bench.training.errors import NonFiniteValuesError
+
+    weights = torch.rand(3, 3)
+    assert _sample(weights, None).shape == (3,)
+    weights[2, 1] = float("nan")
+    with pytest.raises(NonFiniteValuesError, match="task fine-tuning"):
+        _sample(weights, None)
+
+
+def test_new_plugin_prints_a_folder_with_brackets_verbatim(tmp_path):
+    target = tmp_path / "plugins[v2]"
+    result = invoke("new-plugin", "probe", "--kind", "objective", "--out", target)
+    assert result.exit_code == 0, result.output
+    assert str(target) in result.output.replace("\n", "")

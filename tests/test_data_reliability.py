@@ -315,3 +315,43 @@ def test_a_vit_load_reports_the_resampled_position_embeddings(tmp_path, capsys):
     err = capsys.readouterr().err
     (line,) = [ln for ln in err.splitlines() if "vit32.pth" in ln]
     assert "resampled 1 (pos_embed (1, 17, 192) -> (1, 65, 192)" in line  # 4x4 patches + CLS -> 8x8 + CLS
+
+
+def test_a_run_whose_cells_are_all_cached_does_not_validate_again(tmp_path, cache_dir):
+    from test_runner_fakes import FakePipeline
+
+    class Counting(FakePipeline):
+        def __init__(self):
+            super().__init__()
+            self.validated: list[list[str]] = []
+
+        def validate(self, cfg, registry, data, tasks):
+            self.validated.append(list(tasks))
+            return super().validate(cfg, registry, data, tasks)
+
+    files = _coco_files(tmp_path / "coco")
+    pipe, first = _run(tmp_path, files, pipe=Counting())
+    assert not first.failures and pipe.validated == [["toyret"]]
+    pipe, again = _run(tmp_path, files, pipe=Counting())
+    assert again.cached == 1 and pipe.validated == []  # nothing new: the second run checked nothing
+
+
+def test_a_bad_file_stops_a_forced_run_before_its_records_are_deleted(tmp_path, cache_dir):
+    from simla_bench.errors import DataError
+    from simla_bench.runner.matrix import MatrixRunner
+    from test_runner_fakes import FakePipeline
+
+    files = _coco_files(tmp_path / "coco")
+    _, first = _run(tmp_path, files)
+    (record,) = first.run_dir.joinpath("cells").glob("*.json")
+    _jpeg(Path(files["images"]) / "im2.jpg", truncated=True)  # the data breaks after the first run
+    runner_init = MatrixRunner.__init__
+
+    def forced(self, *a, **kw):
+        runner_init(self, *a, **{**kw, "force": True})
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(MatrixRunner, "__init__", forced)
+        with pytest.raises(DataError, match="im2.jpg"):
+            _run(tmp_path, files, pipe=FakePipeline())
+    assert record.is_file()  # --force deletes only once the data has passed its checks

@@ -120,3 +120,36 @@ def test_released_albef_checkpoint_has_a_trained_itm_head(tmp_path):
     dst = make(tok, "split", seed=1)
     load_checkpoint(dst, tmp_path / "ret.pth")
     assert is_trained(dst, "itm_head")
+
+
+def test_zero_shot_grounding_says_when_its_itm_head_is_untrained(simla_tiny_model, simla_tiny_world, tmp_path):
+    from simla_bench.tasks.grounding import GroundingTask
+    from simla_bench.testing.plugin_kit import task_context
+
+    def run(model):
+        task = GroundingTask("grounding", {"mode": "zero_shot", "eval_splits": []})
+        logged: list[str] = []
+        ctx = task_context(model, simla_tiny_world, tmp_path, options=task.options)
+        ctx.log = logged.append
+        return task.run(ctx), logged
+
+    model = copy.deepcopy(simla_tiny_model)
+    result, logged = run(model)
+    assert result.extra["itm_head"] == "untrained" and any("never trained" in line for line in logged)
+    mark_trained(model, {"itm_head"})
+    result, logged = run(model)
+    assert result.extra["itm_head"] == "trained" and not any("never trained" in line for line in logged)
+
+
+def test_itc_itm_fine_tuning_marks_the_itm_head_trained(simla_tiny_model, simla_tiny_world, tmp_path):
+    from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
+    from simla_bench.tasks.retrieval import RetrievalTask
+    from simla_bench.testing.plugin_kit import task_context
+
+    model = copy.deepcopy(simla_tiny_model)
+    task = RetrievalTask("retrieval", {"max_steps": 1, "batch_size": 4})
+    records = simla_tiny_world.load("retrieval", "train")
+    ctx = task_context(model, simla_tiny_world, tmp_path, options=task.options)
+    finetune_itc_itm(model, ctx, task.options, [r.image for r in records], [r.caption for r in records],
+                     [r.image_id for r in records], "cpu", torch.Generator().manual_seed(0), "retrieval")
+    assert is_trained(model, "itm_head")

@@ -131,12 +131,15 @@ def new_plugin_command(name: str, kind: str, out: Path | None) -> None:
     """
     target = write_skeleton(name, kind, out)
     names = skeleton_names(name, kind)
-    console.print(f"[green]wrote[/] {kind} plugin [bold]{names['dist']}[/] in {target}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # a path may hold [brackets]
+
+    console.print(f"[green]wrote[/] {kind} plugin [bold]{escape(names['dist'])}[/] in {escape(str(target))}",
+                  highlight=False, soft_wrap=True)
     for path in sorted(p for p in target.rglob("*") if p.is_file()):
-        console.print(f"  {path.relative_to(target)}", highlight=False, soft_wrap=True)
+        console.print(f"  {path.relative_to(target)}", highlight=False, soft_wrap=True, markup=False)
     console.print(
-        f"next: [bold]pip install -e {target}[/] then [bold]simla-bench list {kind}s[/] "
-        f"and [bold]pytest {target / 'tests'}[/]",
+        f"next: [bold]pip install -e {escape(str(target))}[/] then [bold]simla-bench list {kind}s[/] "
+        f"and [bold]pytest {escape(str(target / 'tests'))}[/]",
         highlight=False,
         soft_wrap=True,
     )

@@ -51,7 +51,7 @@ def generate_cmd(preset: str, out: Path, seed: int, image_size: int) -> None:
     took = time.perf_counter() - start
     verb = "reused" if reused else f"generated in {took:.1f}s"
     console.print(f"world {verb}: {src.root} (preset {preset}, seed {seed}, checksum {manifest['checksum'][:12]})",
-                  highlight=False)
+                  highlight=False, markup=False)
     _print_counts(manifest)
 
 
@@ -84,10 +84,10 @@ def show_cmd(directory: Path, out: Path | None) -> None:
     world = get_registry().load("dataset", "world").open(directory)
     manifest = world.prepare()
     console.print(f"world {world.root}: preset {manifest['preset']}, seed {manifest['seed']}, "
-                  f"{manifest['image_size']}px, checksum {manifest['checksum'][:12]}", highlight=False)
+                  f"{manifest['image_size']}px, checksum {manifest['checksum'][:12]}", highlight=False, markup=False)
     _print_counts(manifest)
     path = world.contact_sheet(out or world.root / "contact_sheet.png")
-    console.print(f"contact sheet: {path}", highlight=False)
+    console.print(f"contact sheet: {path}", highlight=False, markup=False)
 
 
 COMMANDS = [world_group]

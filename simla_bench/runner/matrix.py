@@ -235,19 +235,21 @@ class MatrixRunner:
         with self.store.acquire("prepare"):  # ranks / concurrent runs: one generates, the others reuse
             data = self.pipeline.prepare(self.cfg, self.registry, names, self.progress.task_callback())
         planned = self.plan(matrix, data)
-        for note in self.pipeline.validate(self.cfg, self.registry, data, matrix.tasks):  # before any work
-            self.progress.info(note)
 
         forced = {pc.key for pc in planned if pc.cell.row in forced_rows}
+        # every rank must take the same decisions: with --force nothing forced counts as done
+        done = {pc.key: (None if pc.key in forced else self._finished(pc)) for pc in planned}
+        result.cached = sum(1 for r in done.values() if r is not None)
+        todo_tasks = list(dict.fromkeys(pc.cell.task for pc in planned if done[pc.key] is None))
+        if todo_tasks:  # every split the missing cells read, checked before any work (and before --force deletes)
+            for note in self.pipeline.validate(self.cfg, self.registry, data, todo_tasks):
+                self.progress.info(note)
         if forced and self.main:
             for pc in planned:
                 if pc.key in forced:
                     self.store.delete_record(pc.key)
             for pkey in {pc.pretrain_key for pc in planned if pc.key in forced}:
                 shutil.rmtree(self.store.pretrain_dir / pkey, ignore_errors=True)
-        # every rank must take the same decisions: with --force nothing forced counts as done
-        done = {pc.key: (None if pc.key in forced else self._finished(pc)) for pc in planned}
-        result.cached = sum(1 for r in done.values() if r is not None)
 
         run_info = {
             "run_dir": str(self.store.root), "config_name": self.cfg.name, "cells": len(planned),

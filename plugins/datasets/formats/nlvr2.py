@@ -42,26 +42,22 @@ def _entries(path: Path):
     """``(label, fallback identifier, parsed record or the JSON error)`` of each record of the file."""
     import json
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            head = fh.read(4096).lstrip()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"NLVR2 annotation file {path} is not UTF-8 text ({exc})",
-                        hint="save it as UTF-8 JSON lines or a JSON array") from None
-    if head.startswith("["):
+    from simla_bench.textfiles import read_text_file
+
+    text = read_text_file(path, "NLVR2 annotation file")  # a byte that is not UTF-8: one line with its offset
+    if text.lstrip().startswith("["):
         data = read_json(path, "NLVR2 annotation")
         for i, rec in enumerate(data):
             yield f"record {i}", f"{path.stem}-{i}-0-{i}", rec
         return
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rec = BadRecord(f"is not valid JSON ({exc})")
-            yield f"line {lineno}", f"{path.stem}-{lineno}-0-{lineno}", rec
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rec = BadRecord(f"is not valid JSON ({exc})")
+        yield f"line {lineno}", f"{path.stem}-{lineno}-0-{lineno}", rec
 
 
 def read_nlvr2(file: Path, image_root: Path | None, checker: Checker) -> list[NLVR2Record]:

@@ -30,7 +30,7 @@ def open_world(root: Path):
             raise DataError(f"{root} holds no world ({MANIFEST} is missing)",
                             hint="generate one with `simla-bench world generate --out DIR`")
         root, path = worlds[0], worlds[0] / MANIFEST
-    m = json.loads(path.read_text())
+    m = json.loads(path.read_text(encoding="utf-8"))
     src = WorldSource("world", {"root": str(root), "preset": m["preset"], "seed": m["seed"],
                                 "image_size": m["image_size"], "counts": m["counts"]})
     if src._current() is None:

@@ -88,8 +88,8 @@ class WorldSource(DatasetSource):
         if not path.is_file():
             return None
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: not a world manifest
             return None
 
     def is_generated(self) -> bool:
