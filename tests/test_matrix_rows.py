@@ -13,11 +13,9 @@ from click.testing import CliRunner
 from simla_bench.cli import main
 from simla_bench.config import parse_config
 from simla_bench.errors import ConfigError, UserError
-from simla_bench.registry import set_registry
 from simla_bench.runner.cells import expand
 from simla_bench.runner.matrix import MatrixRunner
-from simla_bench.runner.pipeline import set_pipeline
-from test_runner_fakes import FakePipeline, config_data, make_config, make_registry
+from test_runner_fakes import FakePipeline, config_data, fakes, make_config, make_registry  # noqa: F401 (fixture)
 
 
 def run(cfg, pipe=None, **kw):
@@ -123,14 +121,6 @@ def test_data_fraction_suffix_follows_the_distinguishing_suffix(tmp_path):
 # ------------------------------------------------------------------ through the CLI
 
 
-@pytest.fixture
-def fakes():
-    pipe = FakePipeline()
-    set_registry(make_registry())
-    set_pipeline(pipe)
-    yield pipe
-    set_registry(None)
-    set_pipeline(None)
 
 
 def test_cli_matrix_file_with_names_options_and_models(tmp_path, fakes):

@@ -13,6 +13,7 @@ import pytest
 from simla_bench.cli.plugin_cmd import write_skeleton
 from simla_bench.config import load_config
 from simla_bench.testing.plugin_kit import TINY_MODEL, TINY_SIZES
+from test_registry import _write_distribution
 
 
 def test_the_kit_model_is_the_default_model_at_tiny_sizes(simla_tiny_model):
@@ -54,16 +55,6 @@ def test_generated_task_and_its_own_tests_run_on_the_default_model(task_skeleton
 
 
 # ------------------------------------------------------------------ list plugins --check
-
-
-def _write_distribution(root, dist, module_name, source):
-    import textwrap
-
-    (root / f"{module_name}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist.replace('-', '_')}-1.0.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0.0\n")
-    (info / "entry_points.txt").write_text(f"[simla_bench]\n{module_name} = {module_name}\n")
 
 
 @pytest.fixture

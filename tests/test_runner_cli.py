@@ -19,19 +19,11 @@ from click.testing import CliRunner
 from simla_bench.cli import main
 from simla_bench.registry import set_registry
 from simla_bench.runner.pipeline import set_pipeline
-from test_runner_fakes import FakePipeline, FakeTask, config_data, make_registry
+from test_runner_fakes import FakePipeline, FakeTask, config_data, fakes, make_registry  # noqa: F401 (fixture)
 
 TESTS_DIR = Path(__file__).parent
 
 
-@pytest.fixture
-def fakes():
-    pipe = FakePipeline()
-    set_registry(make_registry())
-    set_pipeline(pipe)
-    yield pipe
-    set_registry(None)
-    set_pipeline(None)
 
 
 def write_config(tmp_path, **over) -> Path:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from simla_bench.config import parse_config
 from simla_bench.hookspecs import hookimpl
 from simla_bench.interfaces import DatasetSource, Objective, Task, TaskResult, check_component
@@ -246,3 +248,17 @@ def install_fake_registry() -> None:
     from simla_bench.registry import set_registry
 
     set_registry(make_registry())
+
+
+@pytest.fixture
+def fakes():
+    """The fake registry and pipeline as the CLI's (yields the pipeline); reset afterwards."""
+    from simla_bench.registry import set_registry
+    from simla_bench.runner.pipeline import set_pipeline
+
+    pipe = FakePipeline()
+    set_registry(make_registry())
+    set_pipeline(pipe)
+    yield pipe
+    set_registry(None)
+    set_pipeline(None)
