@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 import torch
 
 from simla_bench.errors import UserError
+from simla_bench.training.checkpoint import torch_load_plain
 
 
 _REPORTED: set[tuple] = set()
@@ -78,9 +79,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
         return dict(load_file(str(path)))
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch_load_plain(path)  # weights_only: nothing in the file runs
     except Exception as exc:  # noqa: BLE001
-        raise UserError(f"cannot read weights file '{path}': {type(exc).__name__}: {exc}") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"cannot read weights file '{path}': {type(exc).__name__}: {first}",
+                        hint="give a plain state dict (torch.save of tensors) or a .safetensors file") from None
     for key in ("model", "state_dict", "module"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from simla_bench.errors import UserError
 from simla_bench.heads import mark_trained
+from simla_bench.training.checkpoint import torch_load_plain
 
 FORMATS = ("simla_bench", "albef_pretrain", "albef_retrieval", "albef_grounding", "albef_vqa", "albef_nlvr", "simla")
 _STRICT_HINT = "strict: false to load anyway"
@@ -130,7 +131,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             raise UserError(f"checkpoint '{p}' is not a readable safetensors file ({_first_line(exc)})",
                             hint="re-save it with safetensors.torch.save_file") from None
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch_load_plain(p)  # weights_only: nothing in the file runs
     except Exception as exc:  # noqa: BLE001
         raise _read_error(p, exc) from None
     return _unwrap(obj, p)

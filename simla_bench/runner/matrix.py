@@ -92,10 +92,13 @@ class PretrainingKeptError(UserError):
     @classmethod
     def wrap(cls, what: str, ckpt: Path, workdir: Path, exc: BaseException) -> "PretrainingKeptError":
         where = ckpt if ckpt.exists() else workdir
-        why = _describe_exc(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, UserError):  # its own hint says what to do; ours only adds that the files stay
+            why, fix = exc.message, exc.hint or "fix the cause and rerun, or rerun with --force to start the row over"
+        else:
+            why = _describe_exc(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            fix = "fix the cause and rerun, or rerun with --force to start the row over"
         err = cls(f"{what} from {where}: {why}" if str(where) not in why else f"{what}: {why}",
-                  hint=f"the files in {workdir} are kept; fix the cause and rerun, "
-                       "or rerun with --force to start the row over")
+                  hint=f"the files in {workdir} are kept; {fix}")
         for attr in ("objective", "step"):  # e.g. a NaN loss after the resume: still blame the objective
             if hasattr(exc, attr):
                 setattr(err, attr, getattr(exc, attr))

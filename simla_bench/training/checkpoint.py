@@ -127,6 +127,17 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
+def torch_load_plain(path: str | Path, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, without torch's warning about a
+    pickle protocol it did not write (a refused or foreign file is reported by
+    the caller in one line; the warning would only add a second)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any] | None:
     """The checkpoint at ``path``, or None when there is none.
 
@@ -139,7 +150,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch_load_plain(path, map_location)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()
         detail = next((ln.strip() for ln in first if "Unsupported" in ln or "global" in ln.lower()), "")
