@@ -91,6 +91,18 @@ class ModelPlugin(abc.ABC):
         """A few words naming this model's configuration, for messages."""
         return f"model '{self.name}'"
 
+    def components(self) -> list[tuple[str, str]]:
+        """Other registered components this model is built from, as ``(kind, name)``
+        (e.g. its image and text backbones): their versions and code are part of
+        every cell key, like the recipe's own."""
+        return []
+
+    def input_files(self) -> dict[str, str]:
+        """Files or folders the options make this model read (a checkpoint,
+        backbone weights, a tokenizer directory), by role: their content is part
+        of every cell key, so replacing a file behind the same path recomputes."""
+        return {}
+
 
 class Objective(abc.ABC):
     """A pretraining loss over one batch.

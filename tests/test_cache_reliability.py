@@ -336,3 +336,56 @@ def test_stale_record_and_manifest_tmp_files_are_removed_when_a_run_opens_the_st
     RunStore(tmp_path / "run").ensure()
     assert not any(p.exists() for p in stale)
     assert (store.cells_dir / "k.json").exists()
+
+
+def test_the_code_digest_follows_the_modules_a_component_imports(tmp_path, monkeypatch):
+    pkg = tmp_path / "digestpkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "helper.py").write_text("SCALE = 2\n")
+    (pkg / "sub" / "deep.py").write_text("OFFSET = 1\n")
+    (pkg / "unrelated.py").write_text("X = 0\n")
+    (pkg / "component.py").write_text(textwrap.dedent("""
+        from .sub import deep
+
+        class Component:
+            def compute(self, x):
+                from digestpkg import helper  # imported inside a function: still its code
+                return x * helper.SCALE + deep.OFFSET
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("digestpkg")]:
+        monkeypatch.delitem(sys.modules, name)
+    from digestpkg.component import Component
+
+    files = {p.split("digestpkg/")[-1] for p in keys.code_files(Component)}
+    assert files == {"component.py", "helper.py", "sub/__init__.py", "sub/deep.py", "__init__.py"}
+    before = keys.code_digest(Component)
+    (pkg / "unrelated.py").write_text("X = 1\n")  # not imported: the digest stays
+    assert keys.code_digest(Component) == before
+    (pkg / "helper.py").write_text("SCALE = 3\n")  # a helper the class imports in a function body
+    after = keys.code_digest(Component)
+    assert after != before
+    (pkg / "sub" / "deep.py").write_text("OFFSET = 5\n")  # a module imported relatively
+    assert keys.code_digest(Component) != after
+
+
+def test_a_model_key_holds_its_backbones_and_the_content_of_the_files_it_reads(tmp_path):
+    from simla_bench.assemble import model_recipe
+    from simla_bench.config import ModelConfig
+    from simla_bench.registry import get_registry
+
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    reg = get_registry()
+    recipe = model_recipe(ModelConfig(name="vlp", options={"tokenizer": str(tok)}), reg)
+    part = keys.model_part(reg, "vlp", recipe)
+    assert set(part["components"]) == {f"backbone:{recipe.options['image']['name']}",
+                                       f"backbone:{recipe.options['text']['name']}"}
+    assert all(c["code"] for c in part["components"].values())
+    (tok / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n")  # same path, other content
+    changed = keys.model_part(reg, "vlp", recipe)
+    assert changed["inputs"]["tokenizer"] != part["inputs"]["tokenizer"]
+    assert {k: v for k, v in changed.items() if k != "inputs"} == {k: v for k, v in part.items() if k != "inputs"}

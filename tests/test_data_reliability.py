@@ -66,7 +66,7 @@ def _coco_files(root: Path, bad: str | None = None) -> dict[str, str]:
 
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
-    from simla_bench.plugins.datasets import filecache
+    from simla_bench import filecache
 
     monkeypatch.setenv("SIMLA_BENCH_CACHE", str(tmp_path / "cache"))
     filecache.forget_process_memory()
@@ -77,7 +77,7 @@ def cache_dir(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ real data files in the key
 def test_editing_an_annotation_file_changes_the_checksum_and_untouched_files_are_not_reread(
         tmp_path, cache_dir, monkeypatch):
-    from simla_bench.plugins.datasets import filecache
+    from simla_bench import filecache
     from simla_bench.plugins.datasets.sources import CocoKarpathy
 
     f = _coco_files(tmp_path / "coco")
@@ -203,7 +203,7 @@ def test_skip_bad_skips_a_truncated_jpeg_everywhere_and_reports_it(tmp_path, cac
 def test_images_that_decoded_are_not_decoded_again(tmp_path, cache_dir, monkeypatch):
     from PIL import Image
 
-    from simla_bench.plugins.datasets import filecache
+    from simla_bench import filecache
     from simla_bench.plugins.datasets.sources import AlbefPretrain
 
     files = _coco_files(tmp_path / "coco")

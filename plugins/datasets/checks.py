@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 from simla_bench.errors import DataError
 
-from . import filecache
+from simla_bench import filecache
 from .records import LoadReport
 
 

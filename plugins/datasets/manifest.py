@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from . import filecache
+from simla_bench import filecache
 
 
 def _annotation(path: Path) -> dict[str, Any]:

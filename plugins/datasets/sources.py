@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Mapping
 from simla_bench.errors import DataError
 from simla_bench.interfaces import DatasetSource
 
-from . import filecache
+from simla_bench import filecache
 from .checks import Checker
 from .manifest import file_manifest
 

@@ -63,6 +63,15 @@ class VLPRecipe(ModelPlugin):
     def max_text_len(self) -> int:
         return int(self.cfg.max_text_len)
 
+    def components(self) -> list[tuple[str, str]]:
+        return [("backbone", self.cfg.image.name), ("backbone", self.cfg.text.name)]
+
+    def input_files(self) -> dict[str, str]:
+        c = self.cfg
+        found = {"checkpoint": c.checkpoint, "tokenizer": c.tokenizer,
+                 "image.weights": c.image.options.get("weights"), "text.weights": c.text.options.get("weights")}
+        return {role: str(path) for role, path in found.items() if path}
+
     def describe(self) -> str:
         c = self.cfg
         return f"model '{self.name}' with layout={c.layout}, fusion_layers={c.fusion_layers}"

@@ -31,10 +31,13 @@ to recompute on another device).
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
+import sys
 import sysconfig
 from pathlib import Path
 from typing import Any, Mapping
@@ -86,26 +89,114 @@ def _in_stdlib(path: Path) -> bool:
     return path.is_relative_to(_STDLIB_DIR) and not ({"site-packages", "dist-packages"} & set(path.parts))
 
 
-def code_digest(cls: type) -> str | None:
-    """A short digest of the source files of ``cls`` and of its base classes
-    outside the simla-bench core and the standard library (None when the source cannot be found, e.g. a
-    class made in ``__main__`` or a frozen module)."""
-    files: list[str] = []
+def _imports(path: str, module: str) -> list[str]:
+    """Absolute names of the modules ``path`` (module ``module``) imports
+    anywhere, function bodies included (``from x import y`` gives ``x`` and
+    ``x.y``: ``y`` may be a submodule).  Read, not executed."""
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    package = module if Path(path).name == "__init__.py" else module.rpartition(".")[0]
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] if node.level > 1 else parts)
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module or ""
+            names += [base] + [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return names
+
+
+def _module_file(name: str) -> str | None:
+    """The source file of module ``name`` if it is one (found without importing it, where it is not already)."""
+    mod = sys.modules.get(name)
+    if mod is not None:
+        origin = getattr(mod, "__file__", None)
+    else:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError, AttributeError):
+            return None
+        origin = spec.origin if spec is not None else None
+    return str(Path(origin).resolve()) if origin and origin.endswith(".py") else None
+
+
+def _counted(path: str) -> bool:
+    """Part of a component's code: neither the simla-bench core (covered by its version) nor the standard library."""
+    return not Path(path).is_relative_to(_CORE_DIR) and not _in_stdlib(Path(path))
+
+
+def code_files(cls: type) -> list[str]:
+    """The source files whose edits can change what ``cls`` computes: the files
+    of ``cls`` and its base classes, and every module of the same top-level
+    package that they import, transitively (found by reading the import
+    statements, function bodies included), leaving out the simla-bench core
+    and the standard library."""
+    files: dict[str, str] = {}  # path -> module name
+    todo: list[tuple[str, str]] = []
     for klass in inspect.getmro(cls) if inspect.isclass(cls) else (cls,):
         try:
             src = inspect.getsourcefile(klass)
         except (TypeError, OSError):
             continue
-        if not src:
+        if src:
+            todo.append((str(Path(src).resolve()), klass.__module__))
+    while todo:
+        path, module = todo.pop()
+        if path in files or not _counted(path):
             continue
-        src = str(Path(src).resolve())
-        if src in files or Path(src).is_relative_to(_CORE_DIR) or _in_stdlib(Path(src)):
-            continue
-        files.append(src)
-    digests = [d for d in (_file_digest(f) for f in files) if d]
+        files[path] = module
+        top = module.split(".")[0]
+        for name in _imports(path, module):
+            if name.split(".")[0] == top and (found := _module_file(name)) and found not in files:
+                todo.append((found, name))
+    return sorted(files)
+
+
+def code_digest(cls: type) -> str | None:
+    """A short digest of :func:`code_files` of ``cls`` (None when no source can
+    be found, e.g. a class made in ``__main__`` or a frozen module)."""
+    digests = [d for d in (_file_digest(f) for f in code_files(cls)) if d]
     if not digests:
         return None
     return hashlib.sha256("".join(digests).encode("ascii")).hexdigest()[:12]
+
+
+def input_digest(path: str | Path) -> str:
+    """A digest of the content of a file, or of a folder's files (their
+    relative names and contents), from :mod:`simla_bench.filecache` where a
+    file is unchanged; ``"missing"`` when nothing is there."""
+    from simla_bench import filecache
+
+    path = Path(path).expanduser()
+    if path.is_file():
+        return filecache.content_hash(path)[:20]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return digest([[str(p.relative_to(path)), filecache.content_hash(p)] for p in files])
+    return "missing"
+
+
+def model_part(registry: Any, name: str, recipe: Any) -> dict[str, Any]:
+    """A model in a key: its resolved options, its identity and that of every
+    component it is built from, and the content of the files it reads."""
+    built_from = {}
+    for kind, comp in recipe.components():
+        try:
+            cls = registry.load(kind, comp)
+        except Exception:  # noqa: BLE001 - an unknown name fails later, in one line, where it is built
+            continue
+        built_from[f"{kind}:{comp}"] = component_id(registry, kind, comp, cls)
+    return {"name": name, "options": dict(recipe.options),
+            "component": component_id(registry, "model", name, type(recipe)),
+            "components": built_from,
+            "inputs": {role: input_digest(path) for role, path in sorted(recipe.input_files().items())}}
 
 
 def component_id(registry: Any, kind: str, name: str, cls: Any) -> dict[str, Any]:

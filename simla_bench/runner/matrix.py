@@ -180,8 +180,7 @@ class MatrixRunner:
             if row.model_json not in models:
                 mc = self.row_cfg(row).model
                 recipe = model_recipe(mc, reg)
-                models[row.model_json] = {"name": mc.name, "options": dict(recipe.options),
-                                          "component": keys.component_id(reg, "model", mc.name, type(recipe))}
+                models[row.model_json] = keys.model_part(reg, mc.name, recipe)
             for seed in matrix.seeds:
                 pparts = keys.pretrain_key_parts(self.row_dump(row), models[row.model_json], resolved,
                                                  dataset_parts[pre_ds], row.data_fraction, seed, pre_sum, __version__)

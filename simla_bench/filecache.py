@@ -1,4 +1,5 @@
-"""A persistent cache of facts about data files, so re-runs do not re-read them.
+"""A persistent cache of facts about input files (data, and the checkpoints,
+weights and tokenizers a model reads), so re-runs do not re-read them.
 
 Two facts, each keyed by (absolute path, size, mtime_ns), so any change to a file (a new
 size or modification time) invalidates its entry:
