@@ -290,17 +290,24 @@ def test_report_note_names_what_differs_within_a_row_only():
     notes = mixed_provenance(records)
     assert len(notes) == 2  # 'itm' only has different tasks, which may differ
     (itc,) = [n for n in notes if n.startswith("row 'itc'")]
-    assert "data 'world' (checksum): 2 values" in itc and "objective" not in itc
+    assert "data 'world' (checksum) differ" in itc and "objective" not in itc
     (both,) = [n for n in notes if n.startswith("row 'both'")]
-    assert "objective 'itc' code: 2 values" in both and "data '" not in both
+    assert "objective 'itc' (code) differ" in both and "data '" not in both
 
 
 def test_report_of_a_directory_with_records_from_before_and_after_a_data_change(two_by_two, monkeypatch, tmp_path):
     monkeypatch.setitem(DATA_SUMS, "other", "o2")
     two_by_two()
     loaded = load_run_dirs([tmp_path / "run"])
-    notes = [w for w in loaded.warnings if "mixes records" in w]
-    assert len(notes) == 2 and all("data 'other' (checksum): 2 values" in n for n in notes)
+    # the newer record of each recomputed cell is shown, so no row mixes data (the older ones are counted)
+    assert not [w for w in loaded.warnings if "mixes records" in w]
+    assert any("2 older record(s)" in w for w in loaded.warnings)
+    # records of one row whose pretraining data differs ARE mixed when the report is given both run folders
+    older = [r for r in loaded.records if r["task"] == "toy"]
+    notes = mixed_provenance([*older, {**older[0], "key": "x", "seed": 7,
+                                       "data_checksums": {**older[0]["data_checksums"], "world": "w9"}}])
+    assert len(notes) == 1 and "data 'world' (checksum) differ" in notes[0]
+    assert "combine results from before and after" in notes[0]  # one row_key: one row in the table
 
 
 # ------------------------------------------------------------ stale temporary files
@@ -389,3 +396,13 @@ def test_a_model_key_holds_its_backbones_and_the_content_of_the_files_it_reads(t
     changed = keys.model_part(reg, "vlp", recipe)
     assert changed["inputs"]["tokenizer"] != part["inputs"]["tokenizer"]
     assert {k: v for k, v in changed.items() if k != "inputs"} == {k: v for k, v in part.items() if k != "inputs"}
+
+
+def test_the_report_shows_the_newest_record_of_a_cell_whose_task_side_changed(two_by_two, monkeypatch, tmp_path):
+    monkeypatch.setitem(DATA_SUMS, "other", "o2")  # 'toy2' reads 'other': its cells recompute under new keys
+    two_by_two()
+    loaded = load_run_dirs([tmp_path / "run"])
+    cells = [(r["row"], r["seed"], r["task"]) for r in loaded.records]
+    assert len(cells) == len(set(cells)) == 4  # not two 'toy2' records of one seed (they would pass as two seeds)
+    assert all(r["data_checksums"].get("other") in (None, "o2") for r in loaded.records)
+    assert any("2 older record(s)" in w for w in loaded.warnings)

@@ -50,19 +50,41 @@ def _facts(record: dict) -> dict[str, str]:
     return out
 
 
-def mixed_provenance(records: Iterable[dict]) -> list[str]:
-    """One line per row label whose records differ in data or code."""
+def _subject(what: str) -> tuple[str, str]:
+    """``"objective 'itc' code"`` -> ``("objective 'itc'", "code")``."""
+    if what.endswith(" (checksum)"):
+        return what[: -len(" (checksum)")], "checksum"
+    subject, _, field = what.rpartition(" ")
+    return subject, field
+
+
+def mixed_provenance(records: Iterable[dict], most: int = 4) -> list[str]:
+    """One line per row label whose records differ in data or code, naming
+    what differs (at most ``most`` subjects, then a count)."""
     by_label: dict[str, dict[str, set[str]]] = {}
+    row_keys: dict[str, set[str]] = {}
     for r in records:
-        facts = by_label.setdefault(r.get("row", "?"), {})
+        label = r.get("row", "?")
+        facts = by_label.setdefault(label, {})
+        row_keys.setdefault(label, set()).add(str(r.get("row_key")))
         for what, value in _facts(r).items():
             facts.setdefault(what, set()).add(value)
     lines = []
     for label, facts in by_label.items():
-        differ = [f"{what}: {len(values)} values" for what, values in facts.items() if len(values) > 1]
-        if differ:
-            lines.append(
-                f"row '{label}' mixes records from different data or code ({'; '.join(differ)}); "
-                "its numbers combine results from before and after a change — rerun into a fresh --out "
-                "(or move the older cells/*.json away) to compare like with like")
+        subjects: dict[str, list[str]] = {}
+        for what, values in facts.items():
+            if len(values) > 1:
+                subject, field = _subject(what)
+                subjects.setdefault(subject, []).append(field)
+        if not subjects:
+            continue
+        named = [f"{subject} ({', '.join(fields)})" for subject, fields in subjects.items()]
+        if len(named) > most:
+            named = named[:most] + [f"{len(named) - most} more"]
+        n_rows = len(row_keys[label])
+        shown = (f"the report shows them as {n_rows} rows, one per pretraining" if n_rows > 1
+                 else "its numbers combine results from before and after the change")
+        lines.append(f"row '{label}' mixes records from different data or code: {'; '.join(named)} differ; "
+                     f"{shown} — rerun into a fresh --out (or move the older cells/*.json away) to compare "
+                     "like with like")
     return lines

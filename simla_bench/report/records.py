@@ -49,6 +49,7 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
     row_labels: dict[str, str] = {}  # row key -> its label in the latest run that ran it
     task_order: list[str] = []
     duplicates = 0
+    finished: dict[str, int] = {}  # record key -> when its file was written
     for path in paths:
         if not path.is_dir():
             raise UserError(f"run directory '{path}' does not exist", hint="pass the --out directory of a `simla-bench run`")
@@ -74,8 +75,34 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
             if read.record.get("row_key") in row_labels:  # a renamed row shows its current name
                 read.record["row"] = row_labels[read.record["row_key"]]
             seen[key] = read.record
+            try:  # written atomically: the file's time is when the cell finished
+                finished[key] = Path(file).stat().st_mtime_ns
+            except OSError:
+                finished[key] = 0
     if not seen:
         raise UserError(f"no finished cells in {', '.join(map(str, paths))}", hint="run `simla-bench run --out DIR` first")
-    records = order_records(list(seen.values()), row_order, task_order)
+    kept, superseded = newest_per_cell(list(seen.values()), finished)
+    if superseded:
+        warnings.append(f"{superseded} older record(s) of the same row, seed and task (made before a change to a "
+                        "task's code, options or data) are not shown; the newest of each is")
+    records = order_records(kept, row_order, task_order)
     warnings += mixed_provenance(records)
     return LoadedRecords(records, warnings, duplicates)
+
+
+def newest_per_cell(records: list[dict], finished: dict[str, int] | None = None) -> tuple[list[dict], int]:
+    """One record per (row, seed, task): the newest (by ``created``, then by
+    ``finished[key]``, the time its file was written) of those whose keys differ
+    only on the task side (same pretraining, another task version, options or
+    data); returns them and how many were left out."""
+    finished = finished or {}
+
+    def when(r: dict) -> tuple[str, int]:
+        return str(r.get("created", "")), finished.get(r.get("key"), 0)
+
+    newest: dict[tuple, dict] = {}
+    for r in records:
+        cell = (r.get("row_key"), r.get("seed"), r.get("task"))
+        if cell not in newest or when(r) >= when(newest[cell]):
+            newest[cell] = r
+    return list(newest.values()), len(records) - len(newest)
