@@ -6,7 +6,7 @@ metrics.  It knows no particular backbone, objective or task; those arrive as
 plugins, the built-in ones included.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 #: Major version of the plugin contract.  A plugin module may declare
 #: ``SIMLA_BENCH_CONTRACT = <int>``; a different major version is refused.
