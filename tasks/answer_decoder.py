@@ -7,12 +7,12 @@ What it is
 every layer cross-attending): BERT embeddings, ``num_layers`` BERT layers
 (causal self-attention over the answer tokens, cross-attention to the
 question's fused states ``[Q, Lq, D]`` under the question's padding mask,
-feed-forward) and BERT's MLM prediction head.  It is built from the project's
-own pieces (:class:`~simla_bench.plugins.backbones.bert.BertTransformer` with
-``cross_attention_layers="all"`` and
-:class:`~simla_bench.plugins.backbones.bert.BertLMPredictionHead`); the causal
-mask is applied here, by running the BERT layers with a ``[N, 1, T, T]``
-additive mask, so ``bert.py`` needed no change.
+feed-forward) and BERT's MLM prediction head.  The modules come from the
+model it decodes for: its text backbone builds them
+(``model.text_encoder.make_decoder(num_layers, context_width)``: a BERT whose
+every layer cross-attends, and its MLM head), so this task module imports no
+plugin (docs/architecture.md "Layering rules"); the causal mask is applied
+here, by running the BERT layers with a ``[N, 1, T, T]`` additive mask.
 
 Answers are tokenised as ALBEF does (:func:`tokenize_answers`): the answer
 text plus the eos string ``[SEP]``, through the tokenizer, which adds its own
@@ -70,13 +70,12 @@ Initialisation
   state dict and sets it as the model attribute ``model.answer_decoder_state``
   (a dict, or ``None`` when the checkpoint has no decoder).  The VQA task
   builds the decoder from it with :func:`decoder_from_state` (layer count read
-  off the keys, the other shapes from the model's BERT config) and uses it as
+  off the keys, the other shapes from the model's text backbone) and uses it as
   is (``mode: zero_shot``) or fine-tunes it (``mode: finetune``).
 """
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -86,7 +85,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from simla_bench.errors import ConfigError, UserError
-from simla_bench.plugins.backbones.bert import BertLMPredictionHead, BertTransformer
 
 #: ALBEF's answer end string, appended to every answer before tokenisation
 ALBEF_EOS = "[SEP]"
@@ -127,21 +125,25 @@ def _causal_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class AnswerDecoder(nn.Module):
     """ALBEF's answer decoder (see the module docstring).
 
-    ``config``: the BERT config of the model (width, heads, FFN, vocabulary,
-    positions, dropout); ``num_layers`` replaces its depth.  ``context_width``:
-    the width of the question states (the fused text width)."""
+    ``text_encoder``: the model's text backbone (``model.text_encoder``); its
+    ``make_decoder(num_layers, context_width)`` builds the modules in its own
+    shape (width, heads, FFN, vocabulary, positions, dropout) with
+    ``num_layers`` layers.  ``context_width``: the width of the question states
+    (the fused text width)."""
 
-    def __init__(self, config, num_layers: int, context_width: int | None = None):
+    def __init__(self, text_encoder, num_layers: int, context_width: int | None = None):
         super().__init__()
         if num_layers < 1:
             raise ConfigError(f"the answer decoder needs at least 1 layer, got {num_layers}")
-        cfg = copy.deepcopy(config)
-        cfg.num_hidden_layers = int(num_layers)
-        self.config = cfg
-        self.bert = BertTransformer(cfg, "all", encoder_width=context_width or cfg.hidden_size)
+        make = getattr(text_encoder, "make_decoder", None)
+        if make is None:
+            raise UserError(f"answer_head decoder needs a text backbone that builds a decoder, but "
+                            f"{type(text_encoder).__name__} has no make_decoder(num_layers, context_width)",
+                            hint="use answer_head: classifier, or a BERT text backbone")
+        self.bert, head = make(int(num_layers), context_width)
+        self.config = self.bert.config
         self.cls = nn.Module()
-        self.cls.predictions = BertLMPredictionHead(cfg, self.bert.embeddings.word_embeddings)
-        self.cls.predictions.transform.apply(self.bert._init_weights)
+        self.cls.predictions = head
 
     @property
     def num_layers(self) -> int:
@@ -271,13 +273,13 @@ def decoder_layer_count(state: Mapping[str, torch.Tensor]) -> int:
     return max(layers) + 1 if layers else 0
 
 
-def decoder_from_state(state: Mapping[str, torch.Tensor], config, context_width: int | None = None,
+def decoder_from_state(state: Mapping[str, torch.Tensor], text_encoder, context_width: int | None = None,
                        num_layers: int | None = None) -> AnswerDecoder:
     """An :class:`AnswerDecoder` holding a checkpoint's decoder weights.
 
     ``state``: ALBEF ``text_decoder.*`` keys (or already mapped ones);
-    ``config``: the BERT config giving the shapes the keys cannot tell (heads,
-    activation, norms); the layer count is read off the keys and must equal
+    ``text_encoder``: the model's text backbone, whose config gives the shapes
+    the keys cannot tell (heads, activation, norms); the layer count is read off the keys and must equal
     ``num_layers`` when that is given.  Every decoder weight must be present
     and of the expected shape (a ``UserError`` otherwise)."""
     mapped = albef_decoder_state(state)
@@ -288,7 +290,7 @@ def decoder_from_state(state: Mapping[str, torch.Tensor], config, context_width:
     if num_layers and num_layers != n:
         raise ConfigError(f"decoder_layers={num_layers}, but the checkpoint's decoder has {n} layers",
                           hint="leave decoder_layers at 0 to take the checkpoint's")
-    decoder = AnswerDecoder(config, n, context_width)
+    decoder = AnswerDecoder(text_encoder, n, context_width)
     own = decoder.state_dict()
     tied = mapped.pop("cls.predictions.decoder.weight", None)
     for key, value in mapped.items():
@@ -328,7 +330,7 @@ def decoder_from_model(model, num_layers: int) -> tuple[AnswerDecoder, dict[str,
         raise ConfigError(f"decoder_layers={num_layers} is outside 1..{total} (the model's BERT layers)",
                           hint="the decoder copies the model's top layers")
     width = int(getattr(model, "text_width", bert.width))
-    decoder = AnswerDecoder(bert.config, num_layers, context_width=width)
+    decoder = AnswerDecoder(bert, num_layers, context_width=width)
     own = decoder.state_dict()
     source: dict[str, torch.Tensor] = {}
     for key, value in bert.embeddings.state_dict().items():
@@ -363,7 +365,7 @@ def task_decoder(model, options: Mapping) -> tuple[AnswerDecoder, dict]:
     wanted = int(options.get("decoder_layers", 0) or 0)
     width = int(getattr(model, "text_width", model.text_encoder.width))
     if state:
-        decoder = decoder_from_state(state, model.text_encoder.config, width, num_layers=wanted or None)
+        decoder = decoder_from_state(state, model.text_encoder, width, num_layers=wanted or None)
         return decoder, {"init": "checkpoint", "layers": decoder.num_layers, "fresh": 0}
     if options.get("mode") == "zero_shot":
         raise UserError("mode zero_shot with answer_head decoder needs the checkpoint's decoder weights, "

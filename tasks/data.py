@@ -34,9 +34,11 @@ class ImageBank:
     """Distinct image files of a split decoded once into one tensor
     ``[N, 3, S, S]``; ``index(paths)`` maps paths to rows."""
 
-    def __init__(self, paths: Sequence[Path], model_or_size):
-        """``model_or_size``: the model (its ``image_transform(train=False)``) or,
-        for a model without one, a resolution for the default transform."""
+    def __init__(self, paths: Sequence[Path], model):
+        """``model``: the model whose evaluation transform
+        (``model.image_transform(train=False)``, at ``model.image_size``)
+        decodes the images; the transform is the model's (tasks import no
+        plugin, docs/architecture.md "Layering rules")."""
         from simla_bench.imagefiles import load_image
 
         self.paths: list[Path] = []
@@ -46,14 +48,14 @@ class ImageBank:
             if key not in self._row:
                 self._row[key] = len(self.paths)
                 self.paths.append(Path(p))
-        if hasattr(model_or_size, "image_transform"):
-            size = int(model_or_size.image_size)
-            transform = model_or_size.image_transform(train=False)
-        else:
-            from simla_bench.plugins.datasets.images import image_transform
+        if not hasattr(model, "image_transform"):
+            from simla_bench.errors import UserError
 
-            size = int(model_or_size)
-            transform = image_transform(size, train=False)
+            raise UserError(f"the model ({type(model).__name__}) has no image_transform(train, size=None), "
+                            "which the tasks decode images with",
+                            hint="give the model plugin's model an image_transform (docs/plugins.md 'Models')")
+        size = int(model.image_size)
+        transform = model.image_transform(train=False)
         if self.paths:
             self.tensor = torch.stack([transform(load_image(p)) for p in self.paths])
         else:

@@ -59,7 +59,7 @@ def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_le
     """``(scores_i2t, scores_t2i)`` of one :class:`RetrievalSplit`; with
     ``itm=False`` the ITC similarities themselves (no ITM re-ranking)."""
     model.eval()
-    bank = ImageBank(split.images, model if hasattr(model, "image_transform") else image_size)
+    bank = ImageBank(split.images, model)
     image_embeds = encode_images(model, bank.tensor[bank.index(split.images)], batch_size, device)
     ids, mask = tokenize(tokenizer, split.texts, max_len, device)
     text_embeds = encode_texts(model, ids, mask, batch_size)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from simla_bench.errors import ConfigError, UserError
-from simla_bench.plugins.backbones.bert import load_bert_config
+from simla_bench.plugins.backbones.bert import BertTransformer, load_bert_config
 from simla_bench.tasks.answer_decoder import (AnswerDecoder, albef_decoder_state, answer_weights,
                                               decoder_from_model, decoder_from_state, decoder_layer_count,
                                               tokenize_answers)
@@ -31,8 +31,8 @@ def oracle():
 @pytest.fixture(scope="module")
 def official_decoder(oracle):
     state = torch.load(FIXTURE / "decoder_state.pt", weights_only=True)
-    cfg = load_bert_config(oracle["config"])
-    dec = decoder_from_state(state, cfg, context_width=oracle["config"]["hidden_size"])
+    bert = BertTransformer(load_bert_config(oracle["config"]))
+    dec = decoder_from_state(state, bert, context_width=oracle["config"]["hidden_size"])
     return dec.eval()
 
 
@@ -41,7 +41,7 @@ def test_albef_keys_map_onto_the_decoder(oracle):
     state = torch.load(FIXTURE / "decoder_state.pt", weights_only=True)
     mapped = albef_decoder_state(state)
     assert decoder_layer_count(mapped) == oracle["decoder_layers"] == 2
-    dec = AnswerDecoder(load_bert_config(oracle["config"]), 2)
+    dec = AnswerDecoder(BertTransformer(load_bert_config(oracle["config"])), 2)
     own = set(dec.state_dict())
     assert set(mapped) == own                            # every ALBEF key has a home, and vice versa
     assert "bert.embeddings.position_ids" not in mapped and "cls.predictions.decoder.bias" not in mapped
@@ -94,14 +94,16 @@ def test_answer_weights_follow_albef():
 
 def test_bad_decoder_states_are_refused(oracle):
     state = torch.load(FIXTURE / "decoder_state.pt", weights_only=True)
-    cfg = load_bert_config(oracle["config"])
+    bert = BertTransformer(load_bert_config(oracle["config"]))
     with pytest.raises(ConfigError, match="2 layers"):
-        decoder_from_state(state, cfg, num_layers=3)
+        decoder_from_state(state, bert, num_layers=3)
     partial = {k: v for k, v in state.items() if "layer.1.output" not in k}
     with pytest.raises(UserError, match="missing"):
-        decoder_from_state(partial, cfg)
+        decoder_from_state(partial, bert)
     with pytest.raises(UserError):
-        decoder_from_state({}, cfg)
+        decoder_from_state({}, bert)
+    with pytest.raises(UserError, match="make_decoder"):               # a text backbone that cannot build one
+        decoder_from_state(state, torch.nn.Identity())
 
 
 # ------------------------------------------------------------------ learning
@@ -129,8 +131,9 @@ def test_decoder_learns_to_rank_synthetic_answers():
     qmask = torch.ones(n_q, 4, dtype=torch.long)
     gold = torch.arange(n_q)                                 # question type q answers answer q
 
+    text_encoder = BertTransformer(_tiny_config())
     torch.manual_seed(0)
-    dec = AnswerDecoder(_tiny_config(), 2)
+    dec = AnswerDecoder(text_encoder, 2)
 
     def evaluate():
         dec.eval()

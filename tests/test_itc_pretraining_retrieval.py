@@ -33,7 +33,7 @@ def _features(model, tokenizer, images, texts):
 
     model.eval()
     with torch.no_grad():
-        bank = ImageBank(images, model.image_size)   # distinct files, decoded once
+        bank = ImageBank(images, model)   # distinct files, decoded once
         image_embeds = encode_images(model, bank.tensor[torch.as_tensor(bank.index(images))], 64, "cpu")
         ids, mask = tokenize(tokenizer, texts, model.max_text_len)
         return model.image_feat(image_embeds), model.text_feat(encode_texts(model, ids, mask, 64), mask)

@@ -134,7 +134,7 @@ def test_model_rerank_matches_reference_loop(world, tokenizer):
     s_i2t, s_t2i = retrieval_scores(model, split, tokenizer, k=3, image_size=model.image_size, max_len=20,
                                     batch_size=64, device="cpu")
     with torch.no_grad():
-        bank = ImageBank(split.images, model.image_size)
+        bank = ImageBank(split.images, model)
         image_embeds = encode_images(model, bank.tensor, 64, "cpu")
         ids, mask = tokenize(tokenizer, split.texts, 20)
         text_embeds = encode_texts(model, ids, mask, 64)

@@ -408,6 +408,20 @@ class BertTransformer(nn.Module):
             head.load_state_dict(usable, strict=False)
         return head
 
+    def make_decoder(self, num_layers: int, context_width: int | None = None
+                     ) -> tuple["BertTransformer", BertLMPredictionHead]:
+        """Fresh modules of a text decoder of this BERT's shape (ALBEF's
+        ``text_decoder``, which the VQA task's answer decoder runs): a BERT of
+        ``num_layers`` layers (this one's config otherwise), every layer
+        cross-attending to states of width ``context_width`` (default: its own
+        width), and an MLM head tied to its word embeddings.  Freshly
+        initialised (the caller copies weights in); the caller applies the
+        causal mask.  Tasks reach it as ``model.text_encoder.make_decoder``."""
+        cfg = copy.deepcopy(self.config)
+        cfg.num_hidden_layers = int(num_layers)
+        bert = BertTransformer(cfg, "all", encoder_width=context_width or cfg.hidden_size)
+        return bert, bert.make_lm_head()
+
     # ----------------------------------------------------------------- forward
     def forward(
         self,
