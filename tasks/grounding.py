@@ -25,7 +25,10 @@ import torch
 
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.devices import resolve_device
 from simla_bench.tasks import finetune as ft
+from simla_bench.training import finetune as tune
+from simla_bench.training.seeding import generator
 from simla_bench.heads import is_trained
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.gradcam import batched_gradcam, resolve_layer, upsample
@@ -56,7 +59,7 @@ class GroundingTask(Task):
         if self.options["iou"] not in ("albef", "coco"):
             raise ConfigError(f"task '{name}': iou must be albef or coco, got {self.options['iou']!r}")
 
-    def finetune(self, model, ctx: TaskContext, device, gen) -> ft.TrainLog:
+    def finetune(self, model, ctx: TaskContext, device, gen) -> tune.TrainLog:
         records = ctx.data.load("grounding", "train")
         return finetune_itc_itm(model, ctx, self.options, [r.image for r in records], [r.sentence for r in records],
                                 [r.image_id for r in records], device, gen, "grounding")
@@ -100,12 +103,12 @@ class GroundingTask(Task):
     def run(self, ctx: TaskContext) -> TaskResult:
         from simla_bench.metrics.grounding import grounding_accuracy
 
-        device = ft.resolve_device(ctx.device)
-        gen = ft.seed_everything(ctx.seed)
-        model = ft.copy_model(ctx.model, device)
+        device = resolve_device(ctx.device)
+        gen = generator(ctx.seed)
+        model = tune.copy_model(ctx.model, device)
         tok = ctx.tokenizer or model.tokenizer
         # zero_shot: Grad-CAM on the model as given (e.g. ALBEF's refcoco.pth, already fine-tuned)
-        log = self.finetune(model, ctx, device, gen) if self.options["mode"] == "finetune" else ft.TrainLog()
+        log = self.finetune(model, ctx, device, gen) if self.options["mode"] == "finetune" else tune.TrainLog()
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
         layer = resolve_layer(model, self.options["gradcam_layer"])

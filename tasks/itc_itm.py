@@ -2,7 +2,10 @@
 (ALBEF's ``model_retrieval``): every text of the same image is a positive.
 
 * ITC: in-batch image->text and text->image soft cross-entropy with the
-  model's learnable temperature (clamped to [0.001, 0.5]); targets spread
+  model's learnable temperature (clamped to [0.001, 0.5], out of place); the
+  loss math is the one the ``itc`` objective uses,
+  :mod:`simla_bench.training.contrastive` (tasks reach the core, never
+  ``plugins/``); targets spread
   over all same-image pairs; with ``alpha > 0`` and a momentum model they are
   mixed with the momentum model's softmax similarities (distillation).
   Unlike pretraining there is no feature queue (ALBEF keeps one of 65,536;
@@ -17,9 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def _soft_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return -(F.log_softmax(logits, dim=1) * targets).sum(dim=1).mean()
+from simla_bench.training.contrastive import clamp_temperature, contrastive_loss, distilled_targets, positive_targets
 
 
 def _sample(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -45,22 +46,21 @@ def itc_itm_loss(model, images: torch.Tensor, input_ids: torch.Tensor, attention
     text_embeds = model.encode_text(input_ids, attention_mask)
     image_feat = model.image_feat(image_embeds)
     text_feat = model.text_feat(text_embeds, attention_mask)
-    temp = model.temp.clamp(0.001, 0.5)
+    temp = clamp_temperature(model.temp)
     sim_i2t = image_feat @ text_feat.t() / temp
     sim_t2i = text_feat @ image_feat.t() / temp
 
     idx = idx.to(images.device).view(-1, 1)
-    pos = (idx == idx.t()).float()
-    targets = pos / pos.sum(dim=1, keepdim=True)
+    targets = positive_targets(idx == idx.t())
     t_i2t, t_t2i = targets, targets
     if alpha > 0 and momentum is not None:
         with torch.no_grad():
             m_img = momentum.image_feat(momentum.encode_image(images))
             m_txt = momentum.text_feat(momentum.encode_text(input_ids, attention_mask), attention_mask)
             m_sim = m_img @ m_txt.t() / temp
-            t_i2t = alpha * F.softmax(m_sim, dim=1) + (1 - alpha) * targets
-            t_t2i = alpha * F.softmax(m_sim.t(), dim=1) + (1 - alpha) * targets
-    loss_itc = (_soft_ce(sim_i2t, t_i2t) + _soft_ce(sim_t2i, t_t2i)) / 2
+            t_i2t = distilled_targets(targets, m_sim, alpha)
+            t_t2i = distilled_targets(targets, m_sim.t(), alpha)
+    loss_itc = contrastive_loss(sim_i2t, sim_t2i, t_i2t, t_t2i)
 
     bs = images.shape[0]
     out_pos = model.fuse(input_ids, attention_mask, image_embeds, text_embeds=text_embeds)

@@ -11,13 +11,13 @@ import torch
 from simla_bench.errors import DataError
 from simla_bench.heads import mark_trained
 from simla_bench.interfaces import TaskContext
-from simla_bench.tasks import finetune as ft
+from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
 from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss
 
 
 def finetune_itc_itm(model: Any, ctx: TaskContext, options: dict, images: Sequence[Any], texts: Sequence[str],
-                     image_ids: Sequence[Any], device: Any, gen: torch.Generator, label: str) -> ft.TrainLog:
+                     image_ids: Sequence[Any], device: Any, gen: torch.Generator, label: str) -> tune.TrainLog:
     """Fine-tune ``model`` in place on the pairs ``(images[i], texts[i])``; its ITM head
     then counts as trained (:func:`simla_bench.heads.mark_trained`)."""
     o = options
@@ -30,7 +30,7 @@ def finetune_itc_itm(model: Any, ctx: TaskContext, options: dict, images: Sequen
     sampler = DistinctImageSampler(list(image_ids), gen)
     tok = ctx.tokenizer or model.tokenizer
     max_len = text_max_len(model, o)
-    steps = ft.steps_for(len(texts), o["batch_size"], o["epochs"], o["max_steps"])
+    steps = tune.steps_for(len(texts), o["batch_size"], o["epochs"], o["max_steps"])
     use_m = o["alpha"] > 0 and "momentum" in getattr(model, "capabilities", ())
     momentum = model.momentum_model() if use_m else None
 
@@ -42,7 +42,7 @@ def finetune_itc_itm(model: Any, ctx: TaskContext, options: dict, images: Sequen
         return loss
 
     after = (lambda i: model.update_momentum(o["momentum"])) if use_m else None
-    log = ft.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
+    log = tune.train_steps([model], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
                          warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
                          grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress, log=ctx.log,
                          label=f"{label} fine-tune")

@@ -29,7 +29,10 @@ import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.devices import resolve_device
 from simla_bench.tasks import finetune as ft
+from simla_bench.training import finetune as tune
+from simla_bench.training.seeding import generator
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.heads import mlp_head
 from simla_bench.tasks.nlvr2_assignment import text_assignment
@@ -104,9 +107,9 @@ class NLVR2Task(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         o = self.options
-        device = ft.resolve_device(ctx.device)
-        gen = ft.seed_everything(ctx.seed)
-        model = ft.copy_model(ctx.model, device)
+        device = resolve_device(ctx.device)
+        gen = generator(ctx.seed)
+        model = tune.copy_model(ctx.model, device)
         # ALBEF's two-image fusion: each fusion layer gets an image-2 twin (same
         # starting weights, shared key/value); a model without the hook fuses as it likes
         enable = getattr(model, "enable_two_image_fusion", None)
@@ -115,7 +118,7 @@ class NLVR2Task(Task):
         tok = ctx.tokenizer or model.tokenizer
         if o["mode"] == "zero_shot":
             head = checkpoint_head(model, device)
-            return self.evaluate(ctx, model, head, tok, device, {"mode": "zero_shot", "finetune": ft.TrainLog().summary()},
+            return self.evaluate(ctx, model, head, tok, device, {"mode": "zero_shot", "finetune": tune.TrainLog().summary()},
                                  {})
         max_len = text_max_len(model, o)
 
@@ -131,8 +134,8 @@ class NLVR2Task(Task):
         ta_log, ta_skipped = text_assignment(model, self.fused_pooled, width, ctx.data, tok, o, gen, device, max_len,
                                              progress=ctx.progress, log=ctx.log)
         head = mlp_head(width, 2).to(device)
-        steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
-        batches = ft.ShuffledBatches(len(train), gen)
+        steps = tune.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
+        batches = tune.ShuffledBatches(len(train), gen)
 
         def step_loss(i: int) -> torch.Tensor:
             pick = batches.draw(o["batch_size"])
@@ -141,7 +144,7 @@ class NLVR2Task(Task):
                                  ids, mask)
             return F.cross_entropy(head(pooled), labels[pick].to(device))
 
-        log = ft.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
+        log = tune.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
                              warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
                              grad_clip=o["grad_clip"], lr_mults=[1.0, o["head_lr_mult"]],
                              progress=ctx.progress, log=ctx.log, label="nlvr2 fine-tune")

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from simla_bench.tasks import finetune as ft
+from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, load_split, tokenize
 from simla_bench.tasks.heads import mlp_head
 
@@ -52,7 +52,7 @@ def assignment_triples(image_ids: list[Any], n: int, generator: torch.Generator)
 
 def text_assignment(model, fused_pooled: Callable[..., torch.Tensor], width: int, source, tok, options: dict[str, Any],
                     generator: torch.Generator, device: torch.device, max_len: int, progress=None,
-                    log=None) -> tuple[ft.TrainLog | None, str | None]:
+                    log=None) -> tuple[tune.TrainLog | None, str | None]:
     """Run ``options["ta_steps"]`` steps of text assignment with a 3-way head
     on the pooled fused states (``width`` wide); ``(log, None)`` or ``(None, reason)``."""
     steps = int(options["ta_steps"])
@@ -79,7 +79,7 @@ def text_assignment(model, fused_pooled: Callable[..., torch.Tensor], width: int
         return F.cross_entropy(head(fused_pooled(model, left, right, ids, mask)),
                                torch.tensor(labels[span], device=device))
 
-    return ft.train_steps([model, head], step_loss, steps=steps, lr=options["lr"], min_lr=options["min_lr"],
+    return tune.train_steps([model, head], step_loss, steps=steps, lr=options["lr"], min_lr=options["min_lr"],
                           warmup_steps=options["warmup_steps"], weight_decay=options["weight_decay"],
                           grad_clip=options["grad_clip"], lr_mults=[1.0, options["head_lr_mult"]],
                           progress=progress, log=log, label="nlvr2 text assignment"), None

@@ -29,7 +29,10 @@ import torch
 from simla_bench.errors import ConfigError
 from simla_bench.heads import is_trained
 from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.devices import resolve_device
 from simla_bench.tasks import finetune as ft
+from simla_bench.training import finetune as tune
+from simla_bench.training.seeding import generator
 from simla_bench.tasks.data import ImageBank, load_split, encode_images, encode_texts, text_max_len, tokenize
 from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
 from simla_bench.tasks.rerank import itm_scorer, rerank
@@ -96,7 +99,7 @@ class RetrievalTask(Task):
             raise ConfigError(f"task '{name}': batch_size must be at least 2 (ITM needs in-batch negatives)")
 
     # ------------------------------------------------------------------ train
-    def finetune(self, model, ctx: TaskContext, device, gen: torch.Generator) -> ft.TrainLog:
+    def finetune(self, model, ctx: TaskContext, device, gen: torch.Generator) -> tune.TrainLog:
         records = ctx.data.load("retrieval", "train")
         return finetune_itc_itm(model, ctx, self.options, [r.image for r in records], [r.caption for r in records],
                                 [r.image_id for r in records], device, gen, "retrieval")
@@ -134,9 +137,9 @@ class RetrievalTask(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         o = self.options
-        device = ft.resolve_device(ctx.device)
-        gen = ft.seed_everything(ctx.seed)
-        model = ft.copy_model(ctx.model, device)
+        device = resolve_device(ctx.device)
+        gen = generator(ctx.seed)
+        model = tune.copy_model(ctx.model, device)
         metrics: dict[str, float] = {}
         extra: dict[str, Any] = {"mode": o["mode"], "k": o["k"], "skipped_splits": []}
         timings: dict[str, float] = {}

@@ -37,7 +37,10 @@ import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.devices import resolve_device
 from simla_bench.tasks import finetune as ft
+from simla_bench.training import finetune as tune
+from simla_bench.training.seeding import generator
 from simla_bench.tasks import answer_decoder as ad
 from simla_bench.tasks.answers import AnswerVocab
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
@@ -131,9 +134,9 @@ class VQATask(Task):
         from simla_bench.metrics.vqa import vqa_accuracy
 
         o = self.options
-        device = ft.resolve_device(ctx.device)
-        gen = ft.seed_everything(ctx.seed)
-        model = ft.copy_model(ctx.model, device)
+        device = resolve_device(ctx.device)
+        gen = generator(ctx.seed)
+        model = tune.copy_model(ctx.model, device)
         tok = ctx.tokenizer or model.tokenizer
         max_len = text_max_len(model, o)
 
@@ -145,8 +148,8 @@ class VQATask(Task):
         bank = ImageBank([r.image for r in train], model)
         rows = bank.index([r.image for r in train])
         questions = [r.question for r in train]
-        steps = ft.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
-        batches = ft.ShuffledBatches(len(train), gen)
+        steps = tune.steps_for(len(train), o["batch_size"], o["epochs"], o["max_steps"])
+        batches = tune.ShuffledBatches(len(train), gen)
         head_info: dict[str, Any] = {"answer_head": o["answer_head"], "mode": o["mode"]}
         if o["answer_head"] == "decoder":
             head, decoder_info = ad.task_decoder(model, o)
@@ -178,7 +181,7 @@ class VQATask(Task):
                 tgt = targets[pick].to(device)
                 return F.binary_cross_entropy_with_logits(logits, tgt, reduction="sum") / len(pick)
 
-        log = ft.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
+        log = tune.train_steps([model, head], step_loss, steps=steps, lr=o["lr"], min_lr=o["min_lr"],
                              warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
                              grad_clip=o["grad_clip"], lr_mults=[1.0, head_lr_mult],
                              progress=ctx.progress, log=ctx.log, label="vqa fine-tune")

@@ -12,7 +12,7 @@ import pytest
 from simla_bench.errors import PluginError
 from simla_bench.runner import curves
 from simla_bench.runner.matrix import MatrixRunner
-from simla_bench.runner.pipeline import subset_records
+from simla_bench.training.data import subset_records
 from simla_bench.runner.progress import PlainProgress, Progress, make_progress
 from simla_bench.runner.store import atomic_write_json, validate_record
 from test_runner_fakes import FakePipeline, make_config, make_registry

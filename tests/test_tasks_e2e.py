@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from simla_bench.interfaces import TaskContext
+from simla_bench.training.seeding import seed_everything
 from simla_bench.registry import get_registry
 from retrieval_chance import chance_r_mean
 
@@ -84,6 +85,7 @@ def _run(name, model, tokenizer, world, tmp_path, seed=0, **options):
     ctx = TaskContext(model=model, tokenizer=tokenizer, data=world, options=task.options, seed=seed,
                       device="cpu", workdir=tmp_path)
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    seed_everything(seed)  # what the runner does once per cell
     result = task.run(ctx)
     # the task fine-tuned a copy: the pretrained model is untouched
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from simla_bench.tasks import finetune as ft
+from simla_bench.training import finetune as tune
+from simla_bench.training.schedule import warmup_cosine
+from simla_bench.training.seeding import generator
 from simla_bench.tasks.answers import AnswerVocab
 from simla_bench.tasks.gradcam import cam_from_attention, upsample
 from simla_bench.tasks.rerank import FILL, candidates, rerank, rerank_reference
@@ -126,21 +129,22 @@ def test_answer_targets_are_official_accuracies():
 
 # ---------------------------------------------------------------- fine-tuning
 def test_schedule_warmup_then_cosine():
-    lrs = [ft.lr_at(i, 100, 1e-3, 1e-5, 10) for i in range(100)]
+    lrs = [warmup_cosine(i, 100, 1e-3, 1e-5, 10, warmup_offset=tune.FINETUNE_WARMUP_OFFSET) for i in range(100)]
     assert lrs[0] < lrs[5] < lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[-1] < 2e-5
-    assert ft.steps_for(100, 32, 2.0, 0) == 7 and ft.steps_for(100, 32, 2.0, 5) == 5 and ft.steps_for(0, 32, 1, 0) == 0
+    assert tune.steps_for(100, 32, 2.0, 0) == 7 and tune.steps_for(100, 32, 2.0, 5) == 5 and tune.steps_for(0, 32, 1, 0) == 0
 
 
 def test_train_steps_lowers_the_loss_and_is_deterministic():
     def fit(seed):
-        g = ft.seed_everything(seed)
+        g = generator(seed)
+        torch.manual_seed(seed)
         x = torch.randn(64, 5, generator=g)
         y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0])
         model = torch.nn.Linear(5, 1)
         head = torch.nn.Identity()
-        return ft.train_steps([model, head], lambda i: ((model(x).squeeze(1) - y) ** 2).mean(), steps=150,
+        return tune.train_steps([model, head], lambda i: ((model(x).squeeze(1) - y) ** 2).mean(), steps=150,
                               lr=0.2, min_lr=1e-4, warmup_steps=3, weight_decay=0.0, grad_clip=0.0)
 
     log = fit(0)
@@ -154,7 +158,7 @@ def test_train_steps_refuses_nan():
 
     p = torch.nn.Linear(1, 1)
     with pytest.raises(PluginError, match="loss became nan"):
-        ft.train_steps([p], lambda i: p.weight.sum() * float("nan"), steps=2, lr=0.1, min_lr=0.0,
+        tune.train_steps([p], lambda i: p.weight.sum() * float("nan"), steps=2, lr=0.1, min_lr=0.0,
                        warmup_steps=0, weight_decay=0.0, grad_clip=0.0)
 
 

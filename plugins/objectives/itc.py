@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from simla_bench.interfaces import Objective
+from simla_bench.training.contrastive import (TEMP_MAX, TEMP_MIN, contrastive_loss, distilled_targets,
+                                              positive_targets)
 
 from simla_bench.plugins.objectives.common import batch_ids
 
@@ -75,18 +77,19 @@ def clamp_temperature(model: Any, step: Any = None) -> torch.Tensor:
 
 def _clamp(model: Any) -> torch.Tensor:
     temp = model.temp
-    if not 0.001 <= float(temp.detach()) <= 0.5:
+    if not TEMP_MIN <= float(temp.detach()) <= TEMP_MAX:
         if callable(getattr(model, "temperature", None)):
             return model.temperature()
         with torch.no_grad():
-            temp.clamp_(0.001, 0.5)
+            temp.clamp_(TEMP_MIN, TEMP_MAX)
     return temp
 
 
 def itc_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, image_keys: torch.Tensor, text_keys: torch.Tensor,
              m_image_feat: torch.Tensor | None, m_text_feat: torch.Tensor | None, positives: torch.Tensor,
              temp: torch.Tensor | float, alpha: float) -> torch.Tensor:
-    """The distilled contrastive loss.
+    """The distilled contrastive loss (the math is the core's
+    :mod:`simla_bench.training.contrastive`, which task fine-tuning calls too).
 
     ``image_keys``/``text_keys`` ``[M, E]``: every momentum feature compared
     against (global batch then queue); ``positives`` ``bool[B, M]``.
@@ -94,15 +97,13 @@ def itc_loss(image_feat: torch.Tensor, text_feat: torch.Tensor, image_keys: torc
     sim_i2t = image_feat @ text_keys.T / temp
     sim_t2i = text_feat @ image_keys.T / temp
     with torch.no_grad():
-        hard = positives.float() / positives.float().sum(1, keepdim=True).clamp_min(1.0)
+        hard = positive_targets(positives)
         if alpha > 0.0 and m_image_feat is not None and m_text_feat is not None:
-            tgt_i2t = alpha * F.softmax(m_image_feat @ text_keys.T / temp, dim=1) + (1 - alpha) * hard
-            tgt_t2i = alpha * F.softmax(m_text_feat @ image_keys.T / temp, dim=1) + (1 - alpha) * hard
+            tgt_i2t = distilled_targets(hard, m_image_feat @ text_keys.T / temp, alpha)
+            tgt_t2i = distilled_targets(hard, m_text_feat @ image_keys.T / temp, alpha)
         else:
             tgt_i2t = tgt_t2i = hard
-    loss_i2t = -(F.log_softmax(sim_i2t.float(), dim=1) * tgt_i2t).sum(1).mean()
-    loss_t2i = -(F.log_softmax(sim_t2i.float(), dim=1) * tgt_t2i).sum(1).mean()
-    return (loss_i2t + loss_t2i) / 2
+    return contrastive_loss(sim_i2t, sim_t2i, tgt_i2t, tgt_t2i)
 
 
 class ITC(Objective):

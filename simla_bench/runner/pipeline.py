@@ -13,8 +13,6 @@ the methods only.
 from __future__ import annotations
 
 import abc
-import copy
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,29 +39,26 @@ class PretrainOutcome:
     seconds: float = 0.0
 
 
-def subset_records(records: list[Any], fraction: float, seed: int = 0) -> list[Any]:
-    """The first ``ceil(fraction * n)`` records of a fixed permutation, so that
-    smaller fractions are subsets of larger ones (a nested data-size sweep)."""
-    if fraction >= 1.0:
-        return list(records)
-    import math
-
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    keep = sorted(order[: max(1, math.ceil(fraction * len(records)))])
-    return [records[i] for i in keep]
-
-
 class Pipeline(abc.ABC):
     """The steps of a matrix run.  Subclass to replace any of them; the abstract
     ones (tokenizer, model, pretraining, restoring a finished pretraining) have
     no generic form."""
 
     def resolve_device(self, cfg: ExperimentConfig) -> str:
-        return "cpu" if cfg.device == "auto" else cfg.device
+        """The concrete device name of the run (:func:`simla_bench.devices.resolve_device_name`)."""
+        from simla_bench.devices import resolve_device_name
+
+        return resolve_device_name(cfg.device)
 
     def seed_everything(self, seed: int) -> None:
-        random.seed(seed)
+        """Seed python/numpy/torch for one cell (the runner calls it once before a row's
+        model is built and once before each task): :func:`simla_bench.training.seeding.seed_everything`,
+        after the run's math settings (:func:`simla_bench.runtime.configure_math`)."""
+        from simla_bench.runtime import configure_math
+        from simla_bench.training.seeding import seed_everything
+
+        configure_math()
+        seed_everything(seed)
 
     def prepare(self, cfg: ExperimentConfig, registry, names: list[str],
                 progress: Callable[..., None]) -> dict[str, PreparedData]:
@@ -113,6 +108,10 @@ class Pipeline(abc.ABC):
         return notes
 
     def pretrain_records(self, data: PreparedData, fraction: float) -> list[Any]:
+        """The row's pretraining pairs: the ``fraction`` subset
+        (:func:`simla_bench.training.data.subset_records`, the one cut; the trainer does not cut again)."""
+        from simla_bench.training.data import subset_records
+
         return subset_records(list(data.source.load("pretrain", "train")), fraction)
 
     @abc.abstractmethod
@@ -138,6 +137,8 @@ class Pipeline(abc.ABC):
         (the runner calls it when ``workdir/pretrain.json`` exists)."""
 
     def run_task(self, task: Task, ctx: TaskContext) -> TaskResult:
+        """Seed the cell, run the task (it copies the model it fine-tunes: it never
+        changes ``ctx.model``: the cell's one copy is the task's own)."""
         self.seed_everything(ctx.seed)
         return task.run(ctx)
 
@@ -149,29 +150,6 @@ class Pipeline(abc.ABC):
 
 class DefaultPipeline(Pipeline):
     """The real steps: world/dataset plugins, the VLP model, the trainer, tasks."""
-
-    def resolve_device(self, cfg: ExperimentConfig) -> str:
-        if cfg.device != "auto":
-            return cfg.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
-    def seed_everything(self, seed: int) -> None:
-        import numpy as np
-        import torch
-
-        from simla_bench.runtime import configure_math
-
-        configure_math()
-        random.seed(seed)
-        np.random.seed(seed % (2**32))
-        torch.manual_seed(seed)
-
-    def pretrain_records(self, data: PreparedData, fraction: float) -> list[Any]:
-        from simla_bench.training.data import subset_records as trainer_subset
-
-        return trainer_subset(list(data.source.load("pretrain", "train")), fraction)
 
     def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path | None) -> Any:
         from simla_bench.assemble import build_tokenizer, model_recipe
@@ -207,10 +185,8 @@ class DefaultPipeline(Pipeline):
             # evaluate the model as built (and loaded from its checkpoint): no
             # trainer, so no objective set-up changes it either
             return PretrainOutcome(model, [], 0, 0.0)
-        self.seed_everything(seed)
-        # the runner already cut the records to the row's data fraction
-        run_cfg = cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update={"data_fraction": 1.0})})
-        result = pretrain(run_cfg, dict(objectives), model, records, Path(workdir), seed, progress)
+        # the runner seeded the cell and cut the records to the row's data fraction
+        result = pretrain(cfg, dict(objectives), model, records, Path(workdir), seed, progress)
         return PretrainOutcome(result.model, list(result.loss_curve), int(result.steps), float(result.seconds))
 
     def restore(self, cfg, objectives, model, records, workdir, seed) -> Any:
@@ -220,11 +196,8 @@ class DefaultPipeline(Pipeline):
         return self.pretrain(cfg, objectives, model, records, workdir, seed, lambda *a, **k: None).model
 
     def run_task(self, task: Task, ctx: TaskContext) -> TaskResult:
-        # a task that forgot to copy the model must not change the next task's input
-        ctx = TaskContext(**{**ctx.__dict__, "model": copy.deepcopy(ctx.model)})
-        self.seed_everything(ctx.seed)
         start = time.time()
-        result = task.run(ctx)
+        result = super().run_task(task, ctx)
         result.extra.setdefault("seconds", time.time() - start)
         return result
 

@@ -13,9 +13,11 @@ Determinism does not depend on worker count or world size:
   contiguous slices of each global batch instead of by stride);
 * every sample's random augmentation is seeded from ``(seed, epoch, index)``.
 
-``data_fraction`` keeps a nested subset: the first ``ceil(f*n)`` records of a
-fixed (seed-independent) permutation, so smaller fractions are subsets of
-larger ones and every seed trains on the same subset.
+``data_fraction`` keeps a nested subset (:func:`subset_records`, the one
+subsetting function; the runner cuts a row's records with it once, the trainer
+trains on what it is given): the first ``ceil(f*n)`` records of a fixed
+(seed-independent) permutation, so smaller fractions are subsets of larger ones
+and every seed trains on the same subset.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from simla_bench.training.errors import DataTooSmallError
+from simla_bench.training.seeding import seed_everything
 
 _SUBSET_SEED = 20220329  # fixed: the data_fraction subset does not change with the run seed
 
@@ -51,12 +54,6 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (((seed * 1_000_003) + epoch) * 10_000_019 + index) % (2**63 - 1)
 
 
-def _seed_all(seed: int) -> None:
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-
-
 @contextmanager
 def preserved_rng() -> Iterator[None]:
     """Restore the python/numpy/torch (CPU) RNG states after the block."""
@@ -73,7 +70,7 @@ def preserved_rng() -> Iterator[None]:
 def seeded_rng(seed: int) -> Iterator[None]:
     """Seed python/numpy/torch (CPU) RNGs for a block and restore them after."""
     with preserved_rng():
-        _seed_all(seed)
+        seed_everything(seed)
         yield
 
 
@@ -98,7 +95,7 @@ class PairDataset(Dataset):
         index, epoch = key
         rec = self.records[index]
         image = self.loader(rec.image)
-        _seed_all(sample_seed(self.seed, epoch, index))
+        seed_everything(sample_seed(self.seed, epoch, index))
         return self.transform(image), rec.caption, str(rec.image_id), index
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, str, str, int]:

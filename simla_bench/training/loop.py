@@ -18,26 +18,25 @@ counts optimizer steps.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from simla_bench.runtime import configure_math
 from simla_bench.errors import ConfigError, PluginError
-from simla_bench.devices import check_device
+from simla_bench.devices import resolve_device
 from simla_bench.heads import mark_trained, trained_heads
 from simla_bench.training import checkpoint as ckpt_io
-from simla_bench.training.data import build_loader, move_batch, subset_records
+from simla_bench.training.data import build_loader, move_batch
 from simla_bench.training.distributed import DistContext, init_from_env
 from simla_bench.training.errors import CheckpointMismatchError, NonFiniteLossError, NonFiniteValuesError
 from simla_bench.training.needs import check_needs
 from simla_bench.training.optim import build_optimizer
 from simla_bench.training.schedule import WarmupCosine, alpha_at
+from simla_bench.training.seeding import seed_everything
 from simla_bench.training.step_context import StepContext
 
 ProgressFn = Callable[..., None]
@@ -57,19 +56,6 @@ class PretrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_device(name: str, dctx: DistContext) -> torch.device:
-    """``auto`` -> CUDA (this rank's GPU) when available, else CPU."""
-    check_device(name, available=False)  # a name outside auto/cpu/cuda/cuda:N/mps: one line, not torch's error
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device '{name}' was requested but CUDA is not available", hint="use device: cpu or auto")
-        if name == "cuda":
-            return torch.device("cuda", dctx.local_rank if dctx.active else torch.cuda.current_device())
-    return torch.device(name)
-
-
 def autocast_for(precision: str, device: torch.device) -> tuple[Callable[[], Any], Any]:
     """(autocast context factory, GradScaler or None) for ``precision``."""
     if precision == "fp32":
@@ -81,12 +67,6 @@ def autocast_for(precision: str, device: torch.device) -> tuple[Callable[[], Any
         raise ConfigError(f"mixed precision is not available on device '{device.type}'", hint="use precision: fp32")
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     return (lambda: torch.autocast(device_type=device.type, dtype=dtype)), scaler
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 def _is_submodule(model: torch.nn.Module, other: Any) -> bool:
@@ -106,7 +86,9 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
              workdir: str | Path, seed: int, progress: ProgressFn | None = None,
              should_stop: Callable[[int], bool] | None = None, *, dist_ctx: DistContext | None = None,
              transform: Callable[[Any], torch.Tensor] | None = None) -> PretrainResult:
-    """Pretrain ``model`` with ``objectives`` (``name -> (Objective, weight)``).
+    """Pretrain ``model`` with ``objectives`` (``name -> (Objective, weight)``) on
+    ``records`` as given: ``pretrain.data_fraction`` is the caller's to apply, with
+    :func:`simla_bench.training.data.subset_records` (the runner does, once per row).
 
     ``progress(step=, total=, losses=, pairs_per_s=, lr=)`` is called after
     each optimizer step; ``should_stop(step)`` (checked after each step) ends
@@ -123,10 +105,10 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
     workdir = Path(workdir)
     wants_cuda = str(cfg.device).startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
     dctx = dist_ctx or init_from_env("cuda" if wants_cuda else "cpu")
-    device = resolve_device(str(cfg.device), dctx)
+    device = resolve_device(str(cfg.device), dctx.local_rank if dctx.active else None)
     autocast, scaler = autocast_for(pcfg.precision, device)
 
-    records = subset_records(records, pcfg.data_fraction)
+    records = list(records)  # the caller cut them to pcfg.data_fraction (training.data.subset_records)
     global_batch = pcfg.batch_size
     accum = pcfg.grad_accum
     total = pcfg.steps
@@ -136,7 +118,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
 
     # set-up (objective states, heads they add) is seeded alike on every rank,
     # then rank 0's parameters are broadcast; training RNG streams differ per rank
-    _seed_all(seed)
+    seed_everything(seed)
     model.to(device)
     if pcfg.image_size and hasattr(model, "set_image_size") and getattr(model, "image_size", None) != pcfg.image_size:
         model.set_image_size(pcfg.image_size)  # resamples the position embeddings (and the momentum copy's)
@@ -157,7 +139,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
     dctx.broadcast_module(model)
     if momentum_separate:
         dctx.broadcast_module(momentum)
-    _seed_all(seed + dctx.rank)
+    seed_everything(seed + dctx.rank)
 
     exclude = {id(p) for p in momentum.parameters()} if momentum is not None else set()
     optimizer = build_optimizer(model, pcfg.lr, pcfg.weight_decay, device, exclude)
@@ -187,7 +169,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
         if len(rng) == dctx.world_size:
             ckpt_io.restore_rng(rng[dctx.rank])
         else:  # resumed at another world size: deterministic, but not the same stream
-            _seed_all(seed + 7919 * state["step"] + dctx.rank)
+            seed_everything(seed + 7919 * state["step"] + dctx.rank)
         step, position = int(state["step"]), int(state["position"])
         curve = list(state["loss_curve"])
         prior_seconds = float(state.get("seconds", 0.0))

@@ -1,8 +1,15 @@
-"""Learning-rate and distillation-weight schedules.
+"""Learning-rate and distillation-weight schedules, for pretraining and fine-tuning.
 
-* :class:`WarmupCosine`: linear warmup from ``min_lr`` to ``lr`` over
-  ``warmup_steps`` optimizer steps, then cosine decay to ``min_lr`` at
-  ``total_steps`` (SIMLA/ALBEF: warmup from 1e-5, cosine to 1e-5).
+* :func:`warmup_cosine`: the one LR schedule: linear warmup from ``min_lr`` to
+  ``lr`` over ``warmup_steps`` optimizer steps, then cosine decay to
+  ``min_lr`` at ``total_steps`` (SIMLA/ALBEF: warmup from 1e-5, cosine to
+  1e-5).  ``warmup_offset`` says which warmup step reaches ``lr``: pretraining
+  uses 0 (step ``i`` of the warmup gets ``i / warmup``, so step 0 trains at
+  ``min_lr``), the tasks' fine-tuning 1 (``(i + 1) / warmup``: the first step
+  already moves, the last warmup step is at the peak).  Both conventions are
+  kept so that the numbers of existing results do not move.
+* :class:`WarmupCosine`: applies :func:`warmup_cosine` to an optimizer from
+  its step count (the pretraining loop's scheduler, checkpointed).
 * :func:`alpha_at`: momentum-distillation weight ramped linearly from 0 to
   ``alpha`` over ``warmup`` steps (ALBEF/SIMLA: over the first epoch).
 """
@@ -11,6 +18,16 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+
+def warmup_cosine(step: int, total_steps: int, lr: float, min_lr: float, warmup_steps: int,
+                  warmup_offset: int = 0) -> float:
+    """The learning rate of optimizer step ``step`` (0-based); see the module docstring."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return min_lr + (lr - min_lr) * (step + warmup_offset) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
 class WarmupCosine:
@@ -26,11 +43,7 @@ class WarmupCosine:
         self._apply()
 
     def lr_at(self, step: int) -> float:
-        if self.warmup_steps > 0 and step < self.warmup_steps:
-            return self.min_lr + (self.lr - self.min_lr) * step / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / span)
-        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
+        return warmup_cosine(step, self.total_steps, self.lr, self.min_lr, self.warmup_steps)
 
     def current_lr(self) -> float:
         return self.lr_at(self.step_count)
