@@ -285,22 +285,21 @@ def _providers(registry, capability: str) -> list[str]:
 
 
 def check_capabilities(cfg: ExperimentConfig, matrix: Matrix, registry, capabilities: Iterable[str]) -> None:
-    """Refuse objectives/tasks whose ``needs`` the configured model lacks."""
+    """Refuse objectives/tasks whose ``needs`` the configured model lacks (the gaps and
+    the hint text come from :mod:`simla_bench.training.needs`, as the trainer's own check)."""
     from simla_bench.assemble import model_recipe
+    from simla_bench.training.needs import how_to_get, missing_needs
 
     have = frozenset(capabilities)
     recipe = model_recipe(cfg.model, registry)
     for kind, names in (("objective", sorted({o for r in matrix.rows for o in r.objectives})), ("task", matrix.tasks)):
-        for name in names:
-            needs = frozenset(getattr(registry.load(kind, name), "needs", ()))
-            missing = sorted(needs - have)
-            if not missing:
-                continue
+        gaps = missing_needs({name: registry.load(kind, name) for name in names}, have)
+        for name, missing in gaps.items():
             cap = missing[0]
             providers = [p for p in _providers(registry, cap) if p != name]
             hint = f"the {recipe.describe()} has {', '.join(sorted(have)) or 'none'}"
             if cap in recipe.capability_hints:
-                hint += f"; {cap}: {recipe.capability_hints[cap]}"
+                hint += f"; {how_to_get([cap], recipe.capability_hints)}"
             if providers:
                 hint += f"; objectives that train '{cap}': {', '.join(providers)}"
             raise CapabilityError(f"{kind} '{name}' needs the model capability '{cap}', which is missing", hint=hint)

@@ -136,6 +136,15 @@ class MatrixRunner:
         """``row_cfg(row)`` as JSON data (keys and records), computed once per row model."""
         return self._row_entry(row)[1]
 
+    def row_objectives(self, row: Row) -> dict[str, dict[str, Any]]:
+        """``name -> {"weight", "options"}`` of the row's objectives
+        (:func:`~simla_bench.runner.cells.resolve_objectives`), resolved once per row."""
+        memo = self.__dict__.setdefault("_row_objectives", {})
+        key = (row.objective_json, tuple(sorted(row.objectives)))
+        if key not in memo:
+            memo[key] = resolve_objectives(self.cfg, row)
+        return memo[key]
+
     def _row_entry(self, row: Row) -> tuple[ExperimentConfig, dict]:
         if row.model_json not in self._row_cfgs:
             cfg = self.cfg.with_model(row.model_overrides)
@@ -173,10 +182,9 @@ class MatrixRunner:
         models: dict[str, dict] = {}
         planned = []
         for row in matrix.rows:
-            objectives = resolve_objectives(self.cfg, row)
             resolved = {name: {"weight": w, "options": dict(obj.options),
                                "component": keys.component_id(reg, "objective", name, type(obj))}
-                        for name, (obj, w) in build_objectives(objectives, reg).items()}
+                        for name, (obj, w) in build_objectives(self.row_objectives(row), reg).items()}
             if row.model_json not in models:
                 mc = self.row_cfg(row).model
                 recipe = model_recipe(mc, reg)
@@ -382,7 +390,7 @@ class MatrixRunner:
             tmpfiles.remove_stale(workdir)  # a killed checkpoint write is not a checkpoint
         info_path = workdir / "pretrain.json"
         ckpt = workdir / CHECKPOINT_FILE
-        objectives = build_objectives(resolve_objectives(self.cfg, row), self.registry)
+        objectives = build_objectives(self.row_objectives(row), self.registry)  # fresh: objectives keep state
         records = [] if cfg.pretrain.steps == 0 else \
             self.pipeline.pretrain_records(data[self.cfg.pretrain.dataset], row.data_fraction)
         self.pipeline.seed_everything(seed)
