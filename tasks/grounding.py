@@ -25,10 +25,8 @@ import torch
 
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
-from simla_bench.devices import resolve_device
 from simla_bench.tasks import finetune as ft
 from simla_bench.training import finetune as tune
-from simla_bench.training.seeding import generator
 from simla_bench.heads import is_trained
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.gradcam import batched_gradcam, resolve_layer, upsample
@@ -103,9 +101,7 @@ class GroundingTask(Task):
     def run(self, ctx: TaskContext) -> TaskResult:
         from simla_bench.metrics.grounding import grounding_accuracy
 
-        device = resolve_device(ctx.device)
-        gen = generator(ctx.seed)
-        model = tune.copy_model(ctx.model, device)
+        device, gen, model = tune.begin_task(ctx)
         tok = ctx.tokenizer or model.tokenizer
         # zero_shot: Grad-CAM on the model as given (e.g. ALBEF's refcoco.pth, already fine-tuned)
         log = self.finetune(model, ctx, device, gen) if self.options["mode"] == "finetune" else tune.TrainLog()

@@ -29,10 +29,8 @@ import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
-from simla_bench.devices import resolve_device
 from simla_bench.tasks import finetune as ft
 from simla_bench.training import finetune as tune
-from simla_bench.training.seeding import generator
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.heads import mlp_head
 from simla_bench.tasks.nlvr2_assignment import text_assignment
@@ -107,9 +105,7 @@ class NLVR2Task(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         o = self.options
-        device = resolve_device(ctx.device)
-        gen = generator(ctx.seed)
-        model = tune.copy_model(ctx.model, device)
+        device, gen, model = tune.begin_task(ctx)
         # ALBEF's two-image fusion: each fusion layer gets an image-2 twin (same
         # starting weights, shared key/value); a model without the hook fuses as it likes
         enable = getattr(model, "enable_two_image_fusion", None)

@@ -29,10 +29,8 @@ import torch
 from simla_bench.errors import ConfigError
 from simla_bench.heads import is_trained
 from simla_bench.interfaces import Task, TaskContext, TaskResult
-from simla_bench.devices import resolve_device
 from simla_bench.tasks import finetune as ft
 from simla_bench.training import finetune as tune
-from simla_bench.training.seeding import generator
 from simla_bench.tasks.data import ImageBank, load_split, encode_images, encode_texts, text_max_len, tokenize
 from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
 from simla_bench.tasks.rerank import itm_scorer, rerank
@@ -137,9 +135,7 @@ class RetrievalTask(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         o = self.options
-        device = resolve_device(ctx.device)
-        gen = generator(ctx.seed)
-        model = tune.copy_model(ctx.model, device)
+        device, gen, model = tune.begin_task(ctx)
         metrics: dict[str, float] = {}
         extra: dict[str, Any] = {"mode": o["mode"], "k": o["k"], "skipped_splits": []}
         timings: dict[str, float] = {}

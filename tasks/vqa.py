@@ -37,10 +37,8 @@ import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
-from simla_bench.devices import resolve_device
 from simla_bench.tasks import finetune as ft
 from simla_bench.training import finetune as tune
-from simla_bench.training.seeding import generator
 from simla_bench.tasks import answer_decoder as ad
 from simla_bench.tasks.answers import AnswerVocab
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
@@ -134,9 +132,7 @@ class VQATask(Task):
         from simla_bench.metrics.vqa import vqa_accuracy
 
         o = self.options
-        device = resolve_device(ctx.device)
-        gen = generator(ctx.seed)
-        model = tune.copy_model(ctx.model, device)
+        device, gen, model = tune.begin_task(ctx)
         tok = ctx.tokenizer or model.tokenizer
         max_len = text_max_len(model, o)
 

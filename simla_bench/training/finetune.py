@@ -4,7 +4,8 @@ grouping (:func:`simla_bench.training.optim.param_groups`) and the same
 warmup + cosine schedule (:func:`simla_bench.training.schedule.warmup_cosine`)
 as pretraining, and records the loss curve.
 
-Also here, because every task needs them alike: :func:`copy_model` (the task's
+Also here, because every task needs them alike: :func:`begin_task` (device,
+batch generator and own model copy of a task's ``run``), :func:`copy_model` (the task's
 own copy of the pretrained model on its device), :func:`steps_for` (the steps
 of an epoch-based schedule), :class:`ShuffledBatches` (seeded mini-batches)
 and :class:`TrainLog`.  Seeding is the runner's, once per cell
@@ -26,6 +27,7 @@ import torch
 from simla_bench.devices import resolve_device
 from simla_bench.training.optim import FINETUNE_NO_DECAY, build_optimizer
 from simla_bench.training.schedule import warmup_cosine
+from simla_bench.training.seeding import generator
 
 #: fine-tuning's warmup convention (see :func:`simla_bench.training.schedule.warmup_cosine`)
 FINETUNE_WARMUP_OFFSET = 1
@@ -38,6 +40,15 @@ def copy_model(model: torch.nn.Module, device: str | torch.device | None) -> tor
     if not isinstance(device, torch.device):
         device = resolve_device(device)
     return copy.deepcopy(model).to(device)
+
+
+def begin_task(ctx: Any) -> tuple[torch.device, torch.Generator, torch.nn.Module]:
+    """What a task's ``run`` starts from: ``(device, generator, model)`` -- the device
+    of ``ctx.device``, a batch generator seeded with ``ctx.seed`` (the runner has
+    already seeded the global RNGs for the cell) and the task's own copy of
+    ``ctx.model`` on that device."""
+    device = resolve_device(ctx.device)
+    return device, generator(ctx.seed), copy_model(ctx.model, device)
 
 
 def steps_for(n_examples: int, batch_size: int, epochs: float, max_steps: int) -> int:
