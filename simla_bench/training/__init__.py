@@ -1,4 +1,8 @@
-"""The generic pretraining loop (see ``docs/architecture.md``, "Trainer").
+"""The training toolkit (see ``docs/architecture.md``, "Trainer" and "One training
+toolkit"): the generic pretraining loop and the fine-tuning loop every task uses
+(:mod:`~simla_bench.training.finetune`), with one LR schedule (``schedule``), one
+optimizer grouping (``optim``), one seeding (``seeding``), one data subsetting
+(``data.subset_records``) and the contrastive loss math (``contrastive``).
 
 Public entry points: :func:`pretrain` and :class:`PretrainResult`; the per-step
 context objectives receive is :class:`StepContext`.  Heavy imports (torch) are
