@@ -95,12 +95,10 @@ def launch(nproc_per_node: int, args: Sequence[str], module: str = "simla_bench"
 @contextmanager
 def distributed_session(device: str = "auto") -> Iterator["object"]:
     """Join the torchrun process group (if any) for the length of a command."""
-    import torch
-
+    from simla_bench.devices import resolve_device_name
     from simla_bench.training.distributed import init_from_env
 
-    wants_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    ctx = init_from_env("cuda" if wants_cuda else "cpu")
+    ctx = init_from_env("cuda" if resolve_device_name(device).startswith("cuda") else "cpu")
     try:
         yield ctx
     finally:

@@ -27,7 +27,7 @@ import torch
 
 from simla_bench.runtime import configure_math
 from simla_bench.errors import ConfigError, PluginError
-from simla_bench.devices import resolve_device
+from simla_bench.devices import resolve_device, resolve_device_name
 from simla_bench.heads import mark_trained, trained_heads
 from simla_bench.training import checkpoint as ckpt_io
 from simla_bench.training.data import build_loader, move_batch
@@ -103,7 +103,7 @@ def pretrain(cfg: Any, objectives: Mapping[str, tuple[Any, float]], model: Any, 
 
     configure_math()
     workdir = Path(workdir)
-    wants_cuda = str(cfg.device).startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    wants_cuda = resolve_device_name(str(cfg.device)).startswith("cuda")
     dctx = dist_ctx or init_from_env("cuda" if wants_cuda else "cpu")
     device = resolve_device(str(cfg.device), dctx.local_rank if dctx.active else None)
     autocast, scaler = autocast_for(pcfg.precision, device)
