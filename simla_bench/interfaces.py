@@ -178,9 +178,40 @@ class TaskContext:
     log: Callable[[str], None] = lambda msg: None
 
 
+@dataclass(frozen=True)
+class ScoreOption:
+    """One option of a task's :meth:`Task.score_files` beyond the predictions and
+    annotations files: ``simla-bench score TASK`` offers it as ``--<name with dashes>``
+    and passes it as the keyword ``name``.  ``choices``: the allowed values;
+    ``path``: the value is a file (given as a :class:`~pathlib.Path`); ``multiple``:
+    the option may repeat (a tuple is passed); ``record``: the value is written
+    into the ``--json`` file next to the metrics."""
+
+    name: str
+    help: str
+    choices: tuple[str, ...] = ()
+    default: Any = None
+    path: bool = False
+    multiple: bool = False
+    record: bool = False
+
+
+@dataclass
+class FileScores:
+    """What :meth:`Task.score_files` returns: the metrics (in the order to show them)
+    and how many ids had no prediction (scored as wrong, with ``allow_missing``)."""
+
+    metrics: dict[str, float]
+    missing: int = 0
+
+
 class Task(abc.ABC):
     """A downstream task: data it needs, how it adapts a pretrained model,
-    how it predicts, and which metrics it reports."""
+    how it predicts, and which metrics it reports.
+
+    A task may also score prediction files in its official format
+    (:meth:`score_files`, with :attr:`score_options`): ``simla-bench score TASK``
+    calls it, so a third-party task gets the command too."""
 
     #: the component's version: bump it when a change alters its results; it is part of
     #: every cell key that uses the component (with its distribution's version and a
@@ -200,6 +231,23 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def run(self, ctx: TaskContext) -> TaskResult:
         """Adapt (zero-shot or fine-tune), predict and score."""
+
+    #: the options :meth:`score_files` takes besides the two files and ``allow_missing``
+    score_options: ClassVar[tuple[ScoreOption, ...]] = ()
+
+    def score_files(self, predictions: Path, annotations: Path, *, allow_missing: bool = False,
+                    **options: Any) -> FileScores:
+        """Score an official-format predictions file against official annotations
+        (optional: a task that does not override it cannot be scored from files).
+        ``allow_missing``: score ids without a prediction as wrong instead of refusing;
+        ``options``: the values of :attr:`score_options`.  Bad files raise one-line
+        :class:`~simla_bench.errors.DataError`s."""
+        raise NotImplementedError(f"task '{self.name}' does not score prediction files")
+
+    @classmethod
+    def scores_files(cls) -> bool:
+        """Whether this task implements :meth:`score_files`."""
+        return cls.score_files is not Task.score_files
 
     def data_splits(self) -> list[tuple[str, str, bool]]:
         """``(kind, split, required)`` of every split :meth:`run` will load with these options.

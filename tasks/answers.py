@@ -4,7 +4,7 @@ The vocabulary is built from the training split's annotator answers (raw
 strings, as ALBEF's answer list holds them), most frequent first, ties broken
 alphabetically, capped at ``max_answers``.  The soft target of a candidate
 answer for a question is the official VQA accuracy that predicting it would
-earn (:func:`simla_bench.metrics.vqa.question_accuracy`), so training
+earn (:func:`simla_bench.tasks.metrics.vqa.question_accuracy`), so training
 optimises exactly what the metric rewards, quirks included.
 """
 
@@ -38,7 +38,7 @@ class AnswerVocab:
         the strings the evaluator compares against (an annotator's answer,
         raw or punctuation-processed) can score above 0, so only those are
         scored; all others are 0 exactly."""
-        from simla_bench.metrics.vqa import normalize_prediction, process_punctuation, question_accuracy
+        from simla_bench.tasks.metrics.vqa import normalize_prediction, process_punctuation, question_accuracy
 
         if not hasattr(self, "_by_form"):
             self._by_form: dict[str, list[int]] = {}

@@ -6,7 +6,7 @@
 * Prediction: batched Grad-CAM of the ITM positive logit on one fusion
   layer's cross-attention (:mod:`simla_bench.tasks.gradcam`), upsampled to the
   image's pixel size; every proposal scored by ``sum(heat) / sqrt(area)`` and
-  the best one chosen (:mod:`simla_bench.metrics.grounding`).
+  the best one chosen (:mod:`simla_bench.tasks.metrics.grounding`).
 * Metrics ``<split>/acc``: share of expressions whose chosen box has IoU >= 0.5
   with the ground truth (option ``iou``: ALBEF's ``computeIoU`` rule by default,
   or ``coco`` for pycocotools), for val, testA, testB (and test_comp),
@@ -26,6 +26,7 @@ import torch
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.heads import is_trained
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
@@ -43,6 +44,11 @@ class GroundingTask(Task):
     needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
     data_kind = "grounding"
     defaults = ft.load_defaults("grounding")
+    score_options = files.GROUNDING_OPTIONS
+
+    def score_files(self, predictions, annotations, *, allow_missing=False, **options):
+        """One box per ref (JSON) against the refer toolkit's ``refs(unc).p`` and ``instances.json`` (``simla-bench score grounding``)."""
+        return files.score_grounding(predictions, annotations, allow_missing=allow_missing, **options)
 
     def __init__(self, name: str, options=None):
         super().__init__(name, options)
@@ -64,7 +70,7 @@ class GroundingTask(Task):
 
     def predict_boxes(self, model, records, tok, device) -> np.ndarray:
         """The chosen proposal box ``[N, 4]`` of every expression."""
-        from simla_bench.metrics.grounding import select_proposals
+        from simla_bench.tasks.metrics.grounding import select_proposals
 
         o = self.options
         model.eval()
@@ -99,7 +105,7 @@ class GroundingTask(Task):
                         for s in dict.fromkeys([*REQUIRED, *self.options["eval_splits"]])]
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        from simla_bench.metrics.grounding import grounding_accuracy
+        from simla_bench.tasks.metrics.grounding import grounding_accuracy
 
         device, gen, model = tune.begin_task(ctx)
         tok = ctx.tokenizer or model.tokenizer

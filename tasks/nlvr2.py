@@ -15,7 +15,7 @@
   the head a loaded checkpoint carried (``model.task_head_states["nlvr2"]``,
   ALBEF's ``cls_head``: ``Linear, ReLU, Linear``), e.g. ALBEF's ``nlvr.pth``.
 * Metrics ``<split>/acc`` and ``<split>/consistency`` (lil-lab's rules, via
-  :mod:`simla_bench.metrics.nlvr2`) for dev, test and test_comp.  Primary:
+  :mod:`simla_bench.tasks.metrics.nlvr2`) for dev, test and test_comp.  Primary:
   ``test/acc``; ``per_example`` holds one 0/1 per test example.
 """
 
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.heads import mlp_head
@@ -60,6 +61,11 @@ class NLVR2Task(Task):
     needs = frozenset({"text", "fusion", "two_image_fusion"})
     data_kind = "nlvr2"
     defaults = ft.load_defaults("nlvr2")
+    score_options = files.NLVR2_OPTIONS
+
+    def score_files(self, predictions, annotations, *, allow_missing=False, **options):
+        """The official NLVR2 predictions CSV (``identifier,True|False``) against the JSON-lines labels (``simla-bench score nlvr2``)."""
+        return files.score_nlvr2(predictions, annotations, allow_missing=allow_missing, **options)
 
     def __init__(self, name: str, options=None):
         super().__init__(name, options)
@@ -154,7 +160,7 @@ class NLVR2Task(Task):
     def evaluate(self, ctx: TaskContext, model, head, tok, device, extra: dict[str, Any],
                  seconds: dict[str, float]) -> TaskResult:
         """Score ``model`` + ``head`` on test and the other ``eval_splits``."""
-        from simla_bench.metrics.nlvr2 import nlvr2_scores
+        from simla_bench.tasks.metrics.nlvr2 import nlvr2_scores
 
         o = self.options
         metrics: dict[str, float] = {}

@@ -7,7 +7,7 @@
   candidates of every query (both directions) re-scored by the ITM positive
   logit, all other pairs -100 (:mod:`simla_bench.tasks.rerank`, vectorised
   and batched), then the official ``itm_eval`` recall
-  (:mod:`simla_bench.metrics.retrieval`).  A model whose ITM head no
+  (:mod:`simla_bench.tasks.metrics.retrieval`).  A model whose ITM head no
   objective, checkpoint or fine-tuning trained (:mod:`simla_bench.heads`) is
   ranked by the ITC similarities alone, said in the log and in
   ``extra["ranking"]`` (``extra["ranking_zero_shot"]`` for ``test_zs``).
@@ -30,6 +30,7 @@ from simla_bench.errors import ConfigError
 from simla_bench.heads import is_trained
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, load_split, encode_images, encode_texts, text_max_len, tokenize
 from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
@@ -81,6 +82,11 @@ class RetrievalTask(Task):
     needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
     data_kind = "retrieval"
     defaults = ft.load_defaults("retrieval")
+    score_options = files.RETRIEVAL_OPTIONS
+
+    def score_files(self, predictions, annotations, *, allow_missing=False, **options):
+        """An image-to-text score matrix (``.npy``) or ranked-lists JSON against the ALBEF retrieval JSON (``simla-bench score retrieval``)."""
+        return files.score_retrieval(predictions, annotations, allow_missing=allow_missing, **options)
 
     def __init__(self, name: str, options=None):
         super().__init__(name, options)
@@ -114,7 +120,7 @@ class RetrievalTask(Task):
 
     def evaluate(self, model, ctx: TaskContext, split_name: str, device,
                  skipped: list[str], itm: bool = True) -> tuple[dict, list[float]] | None:
-        from simla_bench.metrics.retrieval import itm_eval
+        from simla_bench.tasks.metrics.retrieval import itm_eval
 
         o = self.options
         split = load_split(ctx.data, "retrieval", split_name, split_name == "test", skipped)

@@ -6,7 +6,7 @@
   soft targets (each answer's official accuracy for the question), summed over
   answers and averaged over questions.
 * Prediction: the arg-max answer; scored with the official VQA accuracy
-  (:func:`simla_bench.metrics.vqa.vqa_accuracy`; option ``vqa_eval`` picks the
+  (:func:`simla_bench.tasks.metrics.vqa.vqa_accuracy`; option ``vqa_eval`` picks the
   official version, ``albef`` by default, or ``current``), overall and per answer type.
 * Metrics ``<split>/overall`` and ``<split>/<answer type>`` (a ``/`` in an
   answer type such as ``yes/no`` becomes ``_``: ``test/yes_no``) for val,
@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from simla_bench.errors import ConfigError, DataError
 from simla_bench.interfaces import Task, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks import answer_decoder as ad
 from simla_bench.tasks.answers import AnswerVocab
@@ -67,6 +68,11 @@ class VQATask(Task):
     needs = frozenset({"text", "fusion"})
     data_kind = "vqa"
     defaults = ft.load_defaults("vqa")
+    score_options = files.VQA_OPTIONS
+
+    def score_files(self, predictions, annotations, *, allow_missing=False, **options):
+        """The official VQA v2 results JSON (``[{question_id, answer}]``) against the annotations JSON (``simla-bench score vqa``)."""
+        return files.score_vqa(predictions, annotations, allow_missing=allow_missing, **options)
 
     def __init__(self, name: str, options=None):
         super().__init__(name, options)
@@ -129,7 +135,7 @@ class VQATask(Task):
         return [("vqa", "train", True)] + [("vqa", s, s == "test") for s in splits]
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        from simla_bench.metrics.vqa import vqa_accuracy
+        from simla_bench.tasks.metrics.vqa import vqa_accuracy
 
         o = self.options
         device, gen, model = tune.begin_task(ctx)

@@ -9,7 +9,7 @@ import numpy as np
 def chance_r_mean(split, draws: int) -> float:
     """Mean ``r_mean`` of the official ``itm_eval`` over ``draws`` random score
     matrices (seeded) for ``split``'s images, texts and their links."""
-    from simla_bench.metrics.retrieval import itm_eval
+    from simla_bench.tasks.metrics.retrieval import itm_eval
 
     rng = np.random.default_rng(0)
     vals = []

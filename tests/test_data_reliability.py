@@ -222,7 +222,7 @@ def test_images_that_decoded_are_not_decoded_again(tmp_path, cache_dir, monkeypa
 
 # ------------------------------------------------------------------ ALBEF's NLVR2 arrays and dets.json
 def test_albef_nlvr2_json_array_reads_with_identifiers_grouping_one_sentence(tmp_path, cache_dir):
-    from simla_bench.metrics.nlvr2 import sentence_key
+    from simla_bench.tasks.metrics.nlvr2 import sentence_key
     from simla_bench.plugins.datasets.sources import NLVR2
 
     for pair in (0, 1):

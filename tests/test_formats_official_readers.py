@@ -1,4 +1,4 @@
-"""The world's files are read by the official-format readers of simla_bench.metrics (an
+"""The world's files are read by the official-format readers of simla_bench.tasks.metrics (an
 independent implementation) exactly as by our loaders, and the official metrics behave as
 designed on them: NLVR2 consistency groups are the 4 pairs of one statement, and the VQA
 10-answer rule separates a canonical answer from an annotator variant."""
@@ -10,18 +10,17 @@ from collections import defaultdict
 import pytest
 
 from simla_bench.plugins.datasets.world import presets as P
-from simla_bench.testing.world import make_tiny_world
 
-official = pytest.importorskip("simla_bench.metrics.official_files")
+official = pytest.importorskip("simla_bench.tasks.metrics.official_files")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_tiny_world(tmp_path_factory.mktemp("off") / "w")
+def world(tiny_world):
+    return tiny_world            # the session's (tests/conftest.py)
 
 
 def test_nlvr2_labels_and_consistency_groups(world):
-    from simla_bench.metrics.nlvr2 import sentence_key
+    from simla_bench.tasks.metrics.nlvr2 import sentence_key
 
     labels = official.read_nlvr2_labels(world.root / P.nlvr2_file("dev"))
     recs = world.load("nlvr2", "dev")
@@ -33,7 +32,7 @@ def test_nlvr2_labels_and_consistency_groups(world):
 
 
 def test_vqa_annotations_and_ten_answer_rule(world):
-    from simla_bench.metrics.vqa import question_accuracy
+    from simla_bench.tasks.metrics.vqa import question_accuracy
 
     qf, af = P.vqa_files("val")
     anns = official.read_vqa_annotations(world.root / af, world.root / qf)

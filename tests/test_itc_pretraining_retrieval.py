@@ -41,7 +41,7 @@ def _features(model, tokenizer, images, texts):
 
 def test_itc_pretraining_retrieves_far_above_chance(tmp_path_factory, tmp_path):
     from simla_bench.config import load_config
-    from simla_bench.metrics.retrieval import itm_eval
+    from simla_bench.tasks.metrics.retrieval import itm_eval
     from simla_bench.assemble import assemble
     from simla_bench.testing.world import make_tiny_world
     from simla_bench.training import pretrain

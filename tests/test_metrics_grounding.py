@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simla_bench.metrics.grounding import (
+from simla_bench.tasks.metrics.grounding import (
     albef_compute_iou,
     best_proposal,
     box_iou,

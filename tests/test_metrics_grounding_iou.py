@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from simla_bench.cli import main
-from simla_bench.metrics.grounding import IOU_RULES, albef_compute_iou, box_iou, grounding_accuracy
+from simla_bench.tasks.metrics.grounding import IOU_RULES, albef_compute_iou, box_iou, grounding_accuracy
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics" / "official_versions.json"
 

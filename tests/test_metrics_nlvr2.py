@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simla_bench.metrics.nlvr2 import nlvr2_scores, sentence_key
+from simla_bench.tasks.metrics.nlvr2 import nlvr2_scores, sentence_key
 
 
 def test_sentence_key_blanks_the_pair_index():

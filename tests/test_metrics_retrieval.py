@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simla_bench.metrics.retrieval import i2t_ranks, itm_eval, ranks_from_lists, recall_metrics, t2i_ranks
+from simla_bench.tasks.metrics.retrieval import i2t_ranks, itm_eval, ranks_from_lists, recall_metrics, t2i_ranks
 
 
 def literal_itm_eval(scores_i2t, scores_t2i, txt2img, img2txt):
@@ -83,7 +83,7 @@ def test_ties_follow_reversed_default_argsort():
 
 
 def test_block_boundaries(monkeypatch):
-    import simla_bench.metrics.retrieval as retrieval
+    import simla_bench.tasks.metrics.retrieval as retrieval
 
     rng = np.random.default_rng(3)
     txt2img, img2txt = _links(10, 3)

@@ -8,13 +8,13 @@ import re
 
 import pytest
 
-from simla_bench.metrics.vqa import (
+from simla_bench.tasks.metrics.vqa import (
     normalize_prediction,
     process_punctuation,
     question_accuracy,
     vqa_accuracy,
 )
-from simla_bench.metrics.vqa_tables import CONTRACTIONS
+from simla_bench.tasks.metrics.vqa_tables import CONTRACTIONS
 
 
 # ---------------------------------------------------------------- normalisation

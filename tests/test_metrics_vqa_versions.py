@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from simla_bench.cli import main
-from simla_bench.metrics.vqa import VQA_EVAL_VERSIONS, question_accuracy, vqa_accuracy
+from simla_bench.tasks.metrics.vqa import VQA_EVAL_VERSIONS, question_accuracy, vqa_accuracy
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics" / "official_versions.json"
 

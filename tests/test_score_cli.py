@@ -236,3 +236,84 @@ def test_refs_pickle_with_objects_is_refused(tmp_path, refer_files):
 def test_help_shows_examples():
     result = CliRunner().invoke(main, ["score", "--help"])
     assert result.exit_code == 0 and "simla-bench score vqa" in result.output
+
+
+# ----------------------------------------------------------------------------- dispatch through the registry
+def _third_party_tasks():
+    from simla_bench.interfaces import FileScores, ScoreOption, Task, TaskResult
+
+    class LineTask(Task):
+        """A third-party task whose files are lines of text."""
+
+        primary_metric = "test/acc"
+        score_options = (ScoreOption("case", "compare case-sensitively or not", choices=("exact", "fold"),
+                                     default="exact", record=True),)
+
+        def run(self, ctx):
+            return TaskResult({"test/acc": 0.0})
+
+        def score_files(self, predictions, annotations, *, allow_missing=False, case="exact"):
+            """Lines of predictions against lines of answers."""
+            norm = (lambda s: s) if case == "exact" else str.lower
+            pred = [norm(s) for s in predictions.read_text().split()]
+            gold = [norm(s) for s in annotations.read_text().split()]
+            return FileScores({"acc": 100.0 * sum(p == g for p, g in zip(pred, gold)) / len(gold)},
+                              missing=max(0, len(gold) - len(pred)))
+
+    class NoScoring(Task):
+        primary_metric = "test/acc"
+
+        def run(self, ctx):
+            return TaskResult({"test/acc": 0.0})
+
+    return LineTask, NoScoring
+
+
+@pytest.fixture
+def third_party_registry(simla_registry):
+    import types
+
+    from simla_bench.hookspecs import hookimpl
+
+    line_task, no_scoring = _third_party_tasks()
+    module = types.ModuleType("lines_plugin")
+    module.SIMLA_BENCH_DIST = "simla-bench-lines"
+
+    def register_tasks(register):
+        register("lines", line_task, "line-per-example task")
+        register("noscore", no_scoring, "a task that scores no files")
+
+    module.register_tasks = hookimpl(register_tasks)
+    simla_registry.add_plugin(module)
+    return simla_registry
+
+
+def test_a_third_party_task_is_scored_through_its_own_method(tmp_path, third_party_registry):
+    pred, gold, out = tmp_path / "p.txt", tmp_path / "g.txt", tmp_path / "o.json"
+    pred.write_text("A b c d\n")
+    gold.write_text("a b c x\n")
+    result = run("lines", "-p", pred, "-a", gold, "--json", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text()) == {"task": "lines", "predictions": str(pred), "annotations": str(gold),
+                                           "metrics": {"acc": 50.0}, "missing": 0, "case": "exact"}
+    assert run("lines", "-p", pred, "-a", gold, "--case", "fold", "--json", out).exit_code == 0
+    assert json.loads(out.read_text())["metrics"]["acc"] == 75.0
+    assert "--case [exact|fold]" in run("lines", "--help").output
+    listing = run("--help").output
+    assert "lines" in listing and "noscore" in listing and "retrieval" in listing
+
+
+def test_a_task_without_scoring_and_an_unknown_task_are_one_line_errors(tmp_path, third_party_registry):
+    pred = tmp_path / "p.txt"
+    pred.write_text("a\n")
+    assert_one_line_error(run("noscore", "-p", pred, "-a", pred), "task 'noscore'", "simla-bench-lines",
+                          "does not score prediction files")
+    result = run("lnies", "-p", pred, "-a", pred)
+    assert result.exit_code == 2 and "No such command 'lnies'" in result.output
+
+
+def test_declared_choices_match_the_metric_modules():
+    from simla_bench.tasks.metrics import grounding, score_files, vqa
+
+    assert score_files.VQA_EVAL_VERSIONS == tuple(vqa.VQA_EVAL_VERSIONS)
+    assert score_files.IOU_RULES == tuple(grounding.IOU_RULES)

@@ -177,7 +177,7 @@ def test_retrieval_finetune_beats_chance_and_zero_shot(world, tokenizer, pretrai
 
 @pytest.mark.slow
 def test_grounding_beats_random_proposal(world, tokenizer, pretrained, tmp_path):
-    from simla_bench.metrics.grounding import box_iou
+    from simla_bench.tasks.metrics.grounding import box_iou
 
     task, result = _run("grounding", pretrained, tokenizer, world, tmp_path, max_steps=40, epochs=100.0, lr=2e-4)
     m = result.metrics
@@ -193,7 +193,7 @@ def test_grounding_beats_random_proposal(world, tokenizer, pretrained, tmp_path)
 def test_vqa_after_pretraining_beats_the_answer_prior(world, tokenizer, pretrained, tmp_path):
     from collections import Counter
 
-    from simla_bench.metrics.vqa import vqa_accuracy
+    from simla_bench.tasks.metrics.vqa import vqa_accuracy
     from simla_bench.tasks.vqa import annotations_of
 
     task, result = _run("vqa", pretrained, tokenizer, world, tmp_path, max_steps=150, epochs=100.0, lr=3e-4)

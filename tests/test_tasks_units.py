@@ -113,7 +113,7 @@ def test_answer_vocab_frequency_order_and_cap():
 
 
 def test_answer_targets_are_official_accuracies():
-    from simla_bench.metrics.vqa import question_accuracy
+    from simla_bench.tasks.metrics.vqa import question_accuracy
 
     vocab = AnswerVocab(["red", "blue", "2", "two", "green"])
     gts = [["red"] * 2 + ["blue"] * 8, ["two"] * 10, ["2"] * 4 + ["two"] * 6]

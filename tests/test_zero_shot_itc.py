@@ -26,7 +26,7 @@ def _zero_shot(model, world, tmp_path):
 
 def _expected(model, world, itm: bool) -> dict[str, float]:
     """test/* recall of the ITC-only (itm=False) or ITM re-ranked scores, computed directly."""
-    from simla_bench.metrics.retrieval import itm_eval
+    from simla_bench.tasks.metrics.retrieval import itm_eval
     from simla_bench.tasks.data import load_split
     from simla_bench.tasks.retrieval import METRICS, retrieval_scores
 

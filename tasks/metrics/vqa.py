@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from simla_bench.metrics.vqa_tables import ARTICLES, CONTRACTIONS, NUMBER_WORDS
+from simla_bench.tasks.metrics.vqa_tables import ARTICLES, CONTRACTIONS, NUMBER_WORDS
 
 #: the accepted values of ``version`` (first = default)
 VQA_EVAL_VERSIONS = ("albef", "current")

@@ -9,16 +9,16 @@ reads the official annotation and prediction files for ``simla-bench score``.
 The tasks and the score command call the very same functions.
 """
 
-from simla_bench.metrics.grounding import (
+from simla_bench.tasks.metrics.grounding import (
     box_iou,
     grounding_accuracy,
     grounding_hits,
     score_proposals,
     select_proposals,
 )
-from simla_bench.metrics.nlvr2 import NLVR2Result, nlvr2_scores, sentence_key
-from simla_bench.metrics.retrieval import i2t_ranks, itm_eval, scalar_metrics, t2i_ranks
-from simla_bench.metrics.vqa import (
+from simla_bench.tasks.metrics.nlvr2 import NLVR2Result, nlvr2_scores, sentence_key
+from simla_bench.tasks.metrics.retrieval import i2t_ranks, itm_eval, scalar_metrics, t2i_ranks
+from simla_bench.tasks.metrics.vqa import (
     VQAResult,
     normalize_prediction,
     process_digit_article,
