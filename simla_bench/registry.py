@@ -20,6 +20,12 @@ Environment variables (in the style of ``LLM_LOAD_PLUGINS`` and
 
 Components are registered lazily (``module:attr`` strings, imported on first
 use); :meth:`Registry.check_targets` imports them all (``list plugins --check``).
+What a component declares on its class (an objective's or task's ``needs``, a
+task's ``primary_metric`` and ``data_kind``, a dataset's ``provides``) is read
+from the class, in one place: ``register`` takes only the name, the target, a
+summary and metadata of factories (a backbone's ``modality``);
+:attr:`Entry.metadata` imports the class to read it (``list --json`` does; the
+``list`` tables show names and summaries only and import nothing).
 """
 
 from __future__ import annotations
@@ -48,6 +54,13 @@ _REGISTER_HOOKS = {
     "dataset": "register_datasets",
 }
 BUILTIN_DIST = "simla-bench"
+#: what a component of each kind declares on its class, read from there (never passed to ``register``)
+CLASS_METADATA = {
+    "model": (),
+    "objective": ("needs",),
+    "task": ("needs", "primary_metric", "data_kind"),
+    "dataset": ("provides",),
+}
 
 
 @dataclass(frozen=True)
@@ -98,15 +111,32 @@ class TargetCheck:
 
 @dataclass
 class Entry:
-    """One registered component."""
+    """One registered component.
+
+    ``registered``: the metadata given to ``register`` (e.g. a backbone's
+    ``modality``); :attr:`metadata` adds what the class declares
+    (:data:`CLASS_METADATA`), which loads the class."""
 
     kind: str
     name: str
     target: Any
     summary: str
     plugin: PluginInfo
-    metadata: dict[str, Any] = field(default_factory=dict)
+    registered: dict[str, Any] = field(default_factory=dict)
     _loaded: Any = field(default=None, repr=False)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The registered metadata and the class's own (``needs``, ``primary_metric``,
+        ``data_kind``, ``provides``; sets as sorted lists): importing a lazy target."""
+        out = dict(self.registered)
+        if CLASS_METADATA.get(self.kind):
+            cls = self.load()
+            for key in CLASS_METADATA[self.kind]:
+                value = getattr(cls, key)
+                out[key] = sorted(value) if isinstance(value, (set, frozenset)) else (
+                    list(value) if isinstance(value, tuple) else value)
+        return out
 
     @property
     def origin(self) -> str:
@@ -258,6 +288,14 @@ class Registry:
                     f"already provides; the second registration is ignored (rename it)",
                 )
                 return
+            declared = sorted(set(meta) & set(CLASS_METADATA.get(kind, ())))
+            if declared:
+                self._problem(
+                    info,
+                    f"passes {', '.join(declared)} to register for {kind} '{name}'; a {kind} declares "
+                    f"{' and '.join(declared)} on its class only (the passed value is ignored)",
+                )
+                meta = {k: v for k, v in meta.items() if k not in declared}
             if not summary:
                 doc = getattr(target, "__doc__", None) if not isinstance(target, str) else None
                 summary = (doc or "").strip().splitlines()[0] if doc else ""
@@ -363,6 +401,13 @@ def set_registry(registry: Registry | None) -> None:
 
 
 def describe(entry: Entry) -> Mapping[str, Any]:
+    """One component for ``simla-bench list --json``: its registration and, read
+    from its class (which this imports), its metadata; a class that does not
+    load gives ``error`` instead."""
+    try:
+        metadata = entry.metadata
+    except UserError as exc:
+        metadata = {**entry.registered, "error": exc.message}
     return {
         "kind": entry.kind,
         "name": entry.name,
@@ -370,5 +415,5 @@ def describe(entry: Entry) -> Mapping[str, Any]:
         "distribution": entry.plugin.dist_name,
         "version": entry.plugin.dist_version,
         "origin": entry.origin,
-        **entry.metadata,
+        **metadata,
     }

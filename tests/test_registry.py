@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from simla_bench.errors import PluginError, UnknownNameError
+from simla_bench.errors import ConfigError, PluginError, UnknownNameError
 from simla_bench.hookspecs import hookimpl
 from simla_bench.interfaces import Objective, Task, TaskResult
 from simla_bench.registry import Registry
@@ -220,3 +220,54 @@ def test_disable_and_allow_lists(tmp_path, monkeypatch):
     registry.load_entry_points()
     assert "extra_task" in registry.names("tasks")
     sys.modules.pop("extra_plugin_mod", None)
+
+
+# ------------------------------------------------------------------ metadata in one place
+def test_metadata_is_read_from_the_class_and_not_taken_from_register():
+    class Kinded(_EchoTask):
+        data_kind = "vqa"
+        needs = frozenset({"text", "fusion"})
+
+    registry = Registry()
+    registry.add_plugin(_plugin(register_tasks=lambda register: register("kinded", Kinded, "k")))
+    assert registry.get("task", "kinded").metadata == {"needs": ["fusion", "text"], "primary_metric": "acc",
+                                                      "data_kind": "vqa"}
+    registry.add_plugin(_plugin(register_tasks=lambda register: register("told", Kinded, "t", data_kind="nlvr2")))
+    assert registry.get("task", "told").metadata["data_kind"] == "vqa"  # the class's, not the call's
+    assert len(registry.problems) == 1 and "declares data_kind on its class only" in registry.problems[0].message
+
+
+def test_builtin_metadata_comes_from_the_classes(simla_registry):
+    from simla_bench.registry import describe
+
+    vqa = describe(simla_registry.get("task", "vqa"))
+    assert vqa["data_kind"] == "vqa" and vqa["primary_metric"] == "test/overall"
+    assert describe(simla_registry.get("dataset", "world"))["provides"] == ["pretrain", "retrieval", "grounding",
+                                                                           "vqa", "nlvr2"]
+    assert describe(simla_registry.get("objective", "itm"))["needs"] == ["fusion", "itm_head", "text"]
+    assert simla_registry.get("backbone", "vit_world_tiny").metadata == {"modality": "image"}
+
+
+def test_the_plan_refuses_a_task_whose_dataset_does_not_provide_its_data_kind(tmp_path):
+    from simla_bench.runner.matrix import MatrixRunner
+    from test_runner_fakes import FakePipeline, FakeTask, make_config, make_registry
+
+    class VQALike(FakeTask):
+        data_kind = "vqa"
+
+    class PretrainLike(FakeTask):
+        data_kind = "pretrain"
+
+    registry = make_registry()
+    registry.add_plugin(_plugin(register_tasks=lambda register: (register("vqa_like", VQALike, "v"),
+                                                                 register("pre_like", PretrainLike, "p"))))
+    cfg = make_config(tmp_path, tasks={"pre_like": {}, "vqa_like": {}})
+    pipe = FakePipeline()
+    with pytest.raises(ConfigError) as info:
+        MatrixRunner(cfg, registry, pipe, cfg.output_dir).run()
+    assert info.value.message == ("task 'vqa_like' reads data kind 'vqa', which dataset 'world' (source "
+                                  "'fakeworld') does not provide (it provides: pretrain, toy)")
+    assert "tasks.vqa_like.dataset" in info.value.hint
+    assert pipe.pretrain_calls == [] and not (tmp_path / "run" / "manifest.json").exists()
+    ok = make_config(tmp_path, tasks={"pre_like": {}})
+    assert MatrixRunner(ok, registry, FakePipeline(), ok.output_dir).run().failures == []

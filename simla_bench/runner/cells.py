@@ -242,6 +242,22 @@ def check_names(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
     for name in matrix.tasks:
         cls = registry.load("task", name)
         cls(name, cfg.tasks[name].options)
+        check_data_kind(cfg, registry, name, cls)
+
+
+def check_data_kind(cfg: ExperimentConfig, registry, task: str, cls) -> None:
+    """The task's dataset provides the task's ``data_kind`` (a task that declares
+    none reads no records through ``load`` and is not checked)."""
+    kind = getattr(cls, "data_kind", "")
+    if not kind:
+        return
+    dataset = cfg.tasks[task].dataset
+    source = cfg.datasets[dataset].source
+    provides = tuple(registry.load("dataset", source).provides)
+    if kind not in provides:
+        raise ConfigError(f"task '{task}' reads data kind '{kind}', which dataset '{dataset}' (source '{source}') "
+                          f"does not provide (it provides: {', '.join(provides) or 'nothing'})",
+                          hint=f"point tasks.{task}.dataset at a dataset that provides '{kind}'")
 
 
 def merge_equivalent(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:

@@ -45,8 +45,9 @@ class VisualEntailment(Task):
     primary_metric = "test/acc"
     directions = {"val/acc": "higher", "test/acc": "higher"}
     needs = frozenset({"fusion"})
-    #: reads the world's scene records (world_meta.jsonl), not a built-in data kind
-    data_kind = "world_meta"
+    #: none: the task reads the world's scene records (world_meta.jsonl) from the world's
+    #: folder, no data kind through ``load`` (a dataset without that file is refused in run)
+    data_kind = ""
     defaults = {
         "steps": 300,           # fine-tuning steps
         "batch_size": 32,
