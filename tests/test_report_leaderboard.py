@@ -32,10 +32,11 @@ def record(row, objectives, seed, task, acc, extra=None, fraction=1.0, key=None)
     return {
         "schema": SCHEMA_VERSION, "key": key or f"{row}-{fraction}-{seed}-{task}".replace(",", "_").replace(" ", ""),
         "row": row, "row_key": f"rk-{row}-{fraction}", "pretrain_key": f"pk-{row}-{seed}", "objectives": objectives,
-        "data_fraction": fraction, "seed": seed, "task": task, "task_version": "1", "primary_metric": "test/acc",
+        "objective_config": {}, "extra": {}, "key_parts": {}, "data_fraction": fraction, "seed": seed, "task": task, "task_version": "1", "primary_metric": "test/acc",
         "directions": {"test/acc": "higher", "test/loss": "lower"}, "metrics": metrics,
         "per_example": {"test/acc": scores(int(acc))}, "config": {}, "data_manifest": {}, "versions": {},
-        "device": {"name": "cpu"}, "timings": {}, "pretrain": {}, "created": "2026-01-01T00:00:00+00:00",
+        "device": {"name": "cpu"},
+        "timings": {"task_seconds": 1.0, "pretrain_seconds": 2.0, "pretrain_reused": False}, "pretrain": {}, "created": "2026-01-01T00:00:00+00:00",
     }
 
 

@@ -69,6 +69,7 @@ def test_atomic_write_leaves_no_temp_files_and_replaces(tmp_path):
 def test_validate_record_names_the_problem():
     assert validate_record([]) == "not a JSON object"
     assert "missing field" in validate_record({"schema": 1})
+    assert validate_record({"schema": 2, "key": "k"}) == "schema 2, expected 1"  # named before its fields
 
 
 def test_subsets_are_nested_and_deterministic():

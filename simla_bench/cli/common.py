@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: error display, consoles, version strings, output paths.
+"""Shared CLI plumbing: error display, consoles, output paths (version strings: :mod:`simla_bench.versions`).
 
 Every :class:`~simla_bench.errors.UserError` raised by a command becomes one
 red line on stderr and a non-zero exit code, without a traceback.  Text from
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import click
@@ -19,31 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from simla_bench.errors import UserError
+from simla_bench.versions import package_version, versions, versions_line  # noqa: F401 - re-exported for the commands
 
 console = Console()
 err_console = Console(stderr=True)
-
-
-def package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def versions() -> dict[str, str]:
-    import simla_bench
-
-    return {
-        "simla-bench": simla_bench.__version__,
-        "torch": package_version("torch"),
-        "timm": package_version("timm"),
-        "transformers": package_version("transformers"),
-    }
-
-
-def versions_line() -> str:
-    return ", ".join(f"{k} {v}" for k, v in versions().items())
 
 
 def fail(message: str, code: int = 2) -> None:

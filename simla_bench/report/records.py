@@ -8,6 +8,9 @@ task order), so tables list rows in the order of the experiment (e.g. SIMLA
 Table 1's cumulative sequence), and each row under its latest label.  When the records of
 one row came from different data or code (:mod:`simla_bench.report.provenance`),
 a warning says so.
+
+Records are read as :class:`~simla_bench.runner.record.CellRecord` (validated);
+:class:`LoadedRecords` hands the tables their JSON form (plain dicts).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Iterable
 
 from simla_bench.errors import UserError
 from simla_bench.report.provenance import mixed_provenance
+from simla_bench.runner.record import CellRecord
 from simla_bench.runner.store import RunStore
 
 
@@ -28,22 +32,23 @@ class LoadedRecords:
     duplicates: int = 0
 
 
-def order_records(records: list[dict], row_order: list[str] | None = None, task_order: list[str] | None = None) -> list[dict]:
+def order_records(records: list[CellRecord], row_order: list[str] | None = None,
+                  task_order: list[str] | None = None) -> list[CellRecord]:
     rows = list(row_order or [])
     tasks = list(task_order or [])
     for r in records:
-        if r["row_key"] not in rows:
-            rows.append(r["row_key"])
-        if r["task"] not in tasks:
-            tasks.append(r["task"])
-    return sorted(records, key=lambda r: (rows.index(r["row_key"]), r["seed"], tasks.index(r["task"])))
+        if r.row_key not in rows:
+            rows.append(r.row_key)
+        if r.task not in tasks:
+            tasks.append(r.task)
+    return sorted(records, key=lambda r: (rows.index(r.row_key), r.seed, tasks.index(r.task)))
 
 
 def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
     paths = [Path(p) for p in paths]
     if not paths:
         raise UserError("no run directory given", hint="pass one or more RUN_DIRs, e.g. runs/default")
-    seen: dict[str, dict] = {}
+    seen: dict[str, CellRecord] = {}
     warnings: list[str] = []
     row_order: list[str] = []
     row_labels: dict[str, str] = {}  # row key -> its label in the latest run that ran it
@@ -68,13 +73,14 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
             if read.problem:
                 warnings.append(f"skipping corrupt record {file}: {read.problem} (rerun `simla-bench run` to recompute it)")
                 continue
-            key = read.record["key"]
+            record = read.record
+            key = record.key
             if key in seen:
                 duplicates += 1
                 continue
-            if read.record.get("row_key") in row_labels:  # a renamed row shows its current name
-                read.record["row"] = row_labels[read.record["row_key"]]
-            seen[key] = read.record
+            if record.row_key in row_labels:  # a renamed row shows its current name
+                record.row = row_labels[record.row_key]
+            seen[key] = record
             try:  # written atomically: the file's time is when the cell finished
                 finished[key] = Path(file).stat().st_mtime_ns
             except OSError:
@@ -85,24 +91,24 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
     if superseded:
         warnings.append(f"{superseded} older record(s) of the same row, seed and task (made before a change to a "
                         "task's code, options or data) are not shown; the newest of each is")
-    records = order_records(kept, row_order, task_order)
+    records = [r.to_json() for r in order_records(kept, row_order, task_order)]
     warnings += mixed_provenance(records)
     return LoadedRecords(records, warnings, duplicates)
 
 
-def newest_per_cell(records: list[dict], finished: dict[str, int] | None = None) -> tuple[list[dict], int]:
+def newest_per_cell(records: list[CellRecord], finished: dict[str, int] | None = None) -> tuple[list[CellRecord], int]:
     """One record per (row, seed, task): the newest (by ``created``, then by
     ``finished[key]``, the time its file was written) of those whose keys differ
     only on the task side (same pretraining, another task version, options or
     data); returns them and how many were left out."""
     finished = finished or {}
 
-    def when(r: dict) -> tuple[str, int]:
-        return str(r.get("created", "")), finished.get(r.get("key"), 0)
+    def when(r: CellRecord) -> tuple[str, int]:
+        return r.created, finished.get(r.key, 0)
 
-    newest: dict[tuple, dict] = {}
+    newest: dict[tuple, CellRecord] = {}
     for r in records:
-        cell = (r.get("row_key"), r.get("seed"), r.get("task"))
+        cell = (r.row_key, r.seed, r.task)
         if cell not in newest or when(r) >= when(newest[cell]):
             newest[cell] = r
     return list(newest.values()), len(records) - len(newest)

@@ -34,7 +34,8 @@ from simla_bench.runner.cells import (Cell, Matrix, Row, check_capabilities, che
                                       resolve_objectives)
 from simla_bench.runner.pipeline import Pipeline, PreparedData
 from simla_bench.runner.progress import Progress
-from simla_bench.runner.store import SCHEMA_VERSION, RunStore, atomic_write_json
+from simla_bench.runner.record import SCHEMA_VERSION, CellRecord, CorruptRecordError
+from simla_bench.runner.store import RunStore, atomic_write_json
 
 
 @dataclass
@@ -213,7 +214,7 @@ class MatrixRunner:
             self.progress.warn(
                 f"cell record {pc.key} ({pc.cell.row.label}, seed {pc.cell.seed}, {pc.cell.task}) is corrupt: "
                 f"{read.problem}; moved to {moved.name} and recomputing")
-        return read.record
+        return read.data
 
     # ------------------------------------------------------------ running
     def forced_rows(self, matrix: Matrix) -> list[Row]:
@@ -290,7 +291,7 @@ class MatrixRunner:
                 self.progress)
             for _, cells in todo:
                 for pc in cells:
-                    if done[pc.key] is None and (record := self.store.read_record(pc.key).record) is not None:
+                    if done[pc.key] is None and (record := self.store.read_record(pc.key).data) is not None:
                         done[pc.key] = record
                         result.computed += 1
                         self.progress.cell_done("done", self._cell_text(pc, record))
@@ -460,10 +461,13 @@ class MatrixRunner:
             "pretrain": {k: v for k, v in pinfo.items() if k != "reused"},
             "created": _now(),
         }
-        record = json.loads(json.dumps(record, default=str))  # exactly what is on disk
+        try:  # a CellRecord of exactly what is on disk (options and extras as JSON)
+            record = CellRecord.from_json(json.loads(json.dumps(record, default=str)), pc.key)
+        except CorruptRecordError as exc:  # e.g. a task's extra that is not a JSON object
+            raise PluginError(f"task '{cell.task}' gave a result that makes no valid cell record: {exc}") from None
         if self.main:
             self.store.write_record(record)
-        return record
+        return record.to_json()
 
     @staticmethod
     def _provenance(pc: PlannedCell) -> dict[str, Any]:

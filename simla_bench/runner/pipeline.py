@@ -143,7 +143,7 @@ class Pipeline(abc.ABC):
         return task.run(ctx)
 
     def environment(self, device: str) -> dict[str, Any]:
-        from simla_bench.cli.common import versions
+        from simla_bench.versions import versions
 
         return {"versions": versions(), "device": {"name": device}}
 

@@ -11,7 +11,9 @@ Every JSON file is written to a temporary file in the same folder, fsynced and
 renamed over the target, so a reader sees the old file or the new one, never a
 torn one.  The temporary file names its writer (``.<name>.<random>.<pid>@<host>.tmp``);
 those of killed writers are removed when a run opens the directory
-(:meth:`RunStore.ensure`, :mod:`simla_bench.tmpfiles`).  A record that does not parse or does not validate is *corrupt*: it
+(:meth:`RunStore.ensure`, :mod:`simla_bench.tmpfiles`).  A cell record is a
+:class:`~simla_bench.runner.record.CellRecord` (its fields, JSON form and
+validation live there).  A record that does not parse or does not validate is *corrupt*: it
 is reported, moved aside to ``<key>.json.corrupt`` and recomputed, never used.
 A directory written by another schema version is refused with a clear error.
 """
@@ -29,13 +31,10 @@ from filelock import FileLock, Timeout
 
 from simla_bench import tmpfiles
 from simla_bench.errors import UserError
+from simla_bench.runner.record import ADDED_IN_SCHEMA_1, SCHEMA_VERSION, CellRecord, CorruptRecordError
 
-SCHEMA_VERSION = 1
 #: fields every cell record must carry (checked on read)
-RECORD_FIELDS = (
-    "schema", "key", "row", "row_key", "objectives", "seed", "task", "task_version", "primary_metric",
-    "metrics", "per_example", "config", "data_manifest", "versions", "device", "timings", "pretrain", "created",
-)
+RECORD_FIELDS = tuple(f for f in CellRecord.fields_described() if f not in ADDED_IN_SCHEMA_1)
 
 
 class IncompatibleRunDirError(UserError):
@@ -88,28 +87,23 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def validate_record(data: Any, key: str | None = None) -> str | None:
-    """Return why ``data`` is not a usable cell record, or None."""
-    if not isinstance(data, dict):
-        return "not a JSON object"
-    missing = [f for f in RECORD_FIELDS if f not in data]
-    if missing:
-        return f"missing field(s) {', '.join(missing)}"
-    if data["schema"] != SCHEMA_VERSION:
-        return f"schema {data['schema']!r}, expected {SCHEMA_VERSION}"
-    if key is not None and data["key"] != key:
-        return f"its key field is {data['key']!r}, not the file name's {key!r}"
-    metrics = data["metrics"]
-    if not isinstance(metrics, dict) or data["primary_metric"] not in metrics:
-        return f"primary metric {data['primary_metric']!r} is not among its metrics"
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
-        return "a metric value is not a number"
+    """Return why ``data`` (a record's JSON form) is not a usable cell record, or None."""
+    try:
+        CellRecord.from_json(data, key)
+    except CorruptRecordError as exc:
+        return str(exc)
     return None
 
 
 @dataclass
 class RecordRead:
-    record: dict | None
+    record: CellRecord | None
     problem: str | None = None  # set when the file existed but was corrupt
+
+    @property
+    def data(self) -> dict | None:
+        """The record's JSON form (what hooks and the report's tables get), or None."""
+        return None if self.record is None else self.record.to_json()
 
 
 class RunStore:
@@ -196,8 +190,10 @@ class RunStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return RecordRead(None, f"unreadable JSON ({type(exc).__name__}: {exc})")
-        problem = validate_record(data, key)
-        return RecordRead(None, problem) if problem else RecordRead(data)
+        try:
+            return RecordRead(CellRecord.from_json(data, key))
+        except CorruptRecordError as exc:
+            return RecordRead(None, str(exc))
 
     def quarantine(self, key: str) -> Path:
         """Move a corrupt record aside (kept for inspection, never read)."""
@@ -206,12 +202,14 @@ class RunStore:
         os.replace(path, target)
         return target
 
-    def write_record(self, record: Mapping[str, Any]) -> Path:
-        problem = validate_record(dict(record), record.get("key"))
+    def write_record(self, record: CellRecord | Mapping[str, Any]) -> Path:
+        """Write a record (or its JSON form) atomically; it is checked as a reader would check it first."""
+        data = record.to_json() if isinstance(record, CellRecord) else dict(record)
+        problem = validate_record(data, data.get("key"))
         if problem:
             raise ValueError(f"refusing to write an invalid record: {problem}")
-        path = self.record_path(record["key"])
-        atomic_write_json(path, dict(record))
+        path = self.record_path(data["key"])
+        atomic_write_json(path, data)
         return path
 
     def delete_record(self, key: str) -> None:
