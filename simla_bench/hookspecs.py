@@ -78,6 +78,15 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_commands(register: Register) -> None:
+    """Add commands to the ``simla-bench`` command line (kind ``command``), as
+    ``llm`` plugins do: ``register(name, target, summary)``, the target a click
+    command or group (or a lazy ``"module:attr"`` naming one, imported when the
+    command is listed or run).  A name a built-in command has is not replaced.
+    The world dataset plugin's ``world`` command is registered this way."""
+
+
+@hookspec
 def on_run_start(run: Mapping[str, Any]) -> None:
     """Called once when a matrix run starts (run directory, config, cells)."""
 

@@ -331,6 +331,9 @@ def check_component(kind: str, target: Any) -> str | None:
     of ``kind`` (used when a lazily registered component is first loaded)."""
     if kind == "backbone":
         return None if callable(target) else f"is a {type(target).__name__}, not a callable factory"
+    if kind == "command":  # a click command or group (click is not imported here)
+        is_command = any(c.__module__.startswith("click.") and c.__name__ == "Command" for c in type(target).__mro__)
+        return None if is_command else f"is {target!r}, not a click command"
     base = _BASES[kind]
     if not (inspect.isclass(target) and issubclass(target, base)):
         return f"is {target!r}, not a subclass of simla_bench.interfaces.{base.__name__}"

@@ -52,6 +52,7 @@ _REGISTER_HOOKS = {
     "objective": "register_objectives",
     "task": "register_tasks",
     "dataset": "register_datasets",
+    "command": "register_commands",
 }
 BUILTIN_DIST = "simla-bench"
 #: what a component of each kind declares on its class, read from there (never passed to ``register``)
@@ -195,7 +196,8 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self.problems: list[PluginProblem] = []
-        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        #: by kind, and ``"command"``: the CLI commands plugins add (:meth:`commands`)
+        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in (*KINDS, "command")}
         self._spec_names = {
             n for n in dir(hookspecs) if callable(getattr(hookspecs, n)) and hasattr(getattr(hookspecs, n), "simla_bench_spec")
         }
@@ -327,6 +329,11 @@ class Registry:
     def load(self, kind: str, name: str) -> Any:
         return self.get(kind, name).load()
 
+    def commands(self) -> list[Entry]:
+        """The ``simla-bench`` commands plugins register (``register_commands``), by name;
+        :meth:`Entry.load` gives the click command."""
+        return [self._entries["command"][n] for n in sorted(self._entries["command"])]
+
     def __contains__(self, item: tuple[str, str]) -> bool:
         kind, name = item
         return name in self._entries[_normalise_kind(kind)]
@@ -337,8 +344,8 @@ class Registry:
         interface; one :class:`TargetCheck` per component, failures as one line.
         Plugins that failed to import or register at all are in :attr:`problems`."""
         checks = []
-        for kind in KINDS:
-            for entry in self.list(kind):
+        for kind in (*KINDS, "command"):
+            for entry in (self.commands() if kind == "command" else self.list(kind)):
                 try:
                     entry.load()
                     error = None

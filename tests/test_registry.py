@@ -271,3 +271,42 @@ def test_the_plan_refuses_a_task_whose_dataset_does_not_provide_its_data_kind(tm
     assert pipe.pretrain_calls == [] and not (tmp_path / "run" / "manifest.json").exists()
     ok = make_config(tmp_path, tasks={"pre_like": {}})
     assert MatrixRunner(ok, registry, FakePipeline(), ok.output_dir).run().failures == []
+
+
+# ------------------------------------------------------------------ plugin commands
+def test_a_plugin_adds_a_command_to_simla_bench(simla_registry):
+    import click
+    from click.testing import CliRunner
+
+    from simla_bench.cli import main
+
+    @click.command("hello")
+    @click.option("--name", default="world")
+    def hello(name):
+        """Say hello from a plugin."""
+        click.echo(f"hello {name}")
+
+    broken = _plugin(register_commands=lambda register: (register("hello", hello),
+                                                         register("list", hello, "tries to replace a built-in"),
+                                                         register("gone", f"{__name__}:_no_such_command", "x")))
+    broken.SIMLA_BENCH_DIST = "simla-bench-hello"
+    simla_registry.add_plugin(broken)
+    runner = CliRunner()
+    result = runner.invoke(main, ["hello", "--name", "there"])
+    assert result.exit_code == 0 and result.output == "hello there\n"
+    listing = runner.invoke(main, ["--help"])
+    assert listing.exit_code == 0
+    assert "Say hello from a plugin." in listing.stdout and "world" in listing.stdout  # the world plugin's own
+    assert "simla-bench-hello" in listing.stderr and "_no_such_command" in listing.stderr  # one warning line
+    assert runner.invoke(main, ["list", "plugins", "--json"]).exit_code == 0  # the built-in 'list' is kept
+    gone = runner.invoke(main, ["gone"])
+    assert gone.exit_code != 0 and len(gone.stderr.strip().splitlines()) == 1
+    assert "command 'gone' from distribution 'simla-bench-hello'" in gone.stderr
+
+
+def test_a_plugin_command_that_is_no_click_command_is_refused_on_load():
+    registry = Registry()
+    registry.add_plugin(_plugin(register_commands=lambda register: register("bad", print, "not click")))
+    with pytest.raises(PluginError, match="not a click command"):
+        registry.commands()[0].load()
+    assert [c.name for c in registry.check_targets() if not c.ok] == ["bad"]

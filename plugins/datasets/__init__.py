@@ -1,4 +1,4 @@
-"""Built-in dataset sources: the generated world and loaders for the official formats (ALBEF JSON, refer toolkit RefCOCO+, VQA v2, NLVR2).
+"""Built-in dataset sources: the generated world and loaders for the official formats (ALBEF JSON, refer toolkit RefCOCO+, VQA v2, NLVR2), and the world's ``simla-bench world`` command.
 
 This module is the plugin registered under the ``simla_bench`` entry-point
 group.  It imports nothing heavy: each component is registered as a lazy
@@ -28,6 +28,12 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "nlvr2": ("simla_bench.plugins.datasets.sources:NLVR2",
               "NLVR2, official JSON lines"),
 }
+
+
+@hookimpl
+def register_commands(register):
+    register("world", "simla_bench.plugins.datasets.world.cli:world_group",
+             "Generate and inspect the built-in procedurally generated world.")
 
 
 @hookimpl

@@ -105,7 +105,7 @@ def _score(name: str, task: Any, declared: tuple, predictions: Path, annotations
         write_text(json_path, json.dumps(payload, indent=2) + "\n", "the --json file", "--json")
 
 
-@click.group("score", cls=ScoreGroup)
+@click.group("score", cls=ScoreGroup, subcommand_metavar="TASK [OPTIONS]")
 def score_command() -> None:
     """Score a predictions file for TASK with the task's official metric
     (`simla-bench score TASK --help` lists the task's options).

@@ -1,5 +1,9 @@
 """``simla-bench world``: generate the built-in world and look at it.
 
+The world dataset plugin's own command, added to ``simla-bench`` through the
+``register_commands`` hook (``plugins/datasets/__init__.py``), as a third-party
+plugin adds one; it uses the world's public API (:class:`.source.WorldSource`).
+
 * ``world generate --preset small --out DIR`` writes (or reuses) a world in its own folder
   under ``DIR`` (``DIR/<preset>-s<seed>-<size>px-g<version>-<digest>``, never replaced);
 * ``world show DIR`` prints its counts and writes a PNG contact sheet (``DIR``: a world
@@ -41,10 +45,9 @@ def generate_cmd(preset: str, out: Path, seed: int, image_size: int) -> None:
     """
     import time
 
-    from simla_bench.registry import get_registry
+    from .source import WorldSource
 
-    world_cls = get_registry().load("dataset", "world")
-    src = world_cls("world", {"preset": preset, "root": str(out), "seed": seed, "image_size": image_size})
+    src = WorldSource("world", {"preset": preset, "root": str(out), "seed": seed, "image_size": image_size})
     reused = src.is_generated()
     start = time.perf_counter()
     manifest = src.prepare()
@@ -79,9 +82,9 @@ def show_cmd(directory: Path, out: Path | None) -> None:
     Example:
       simla-bench world show data/world --out sheet.png
     """
-    from simla_bench.registry import get_registry
+    from .source import WorldSource
 
-    world = get_registry().load("dataset", "world").open(directory)
+    world = WorldSource.open(directory)
     manifest = world.prepare()
     console.print(f"world {world.root}: preset {manifest['preset']}, seed {manifest['seed']}, "
                   f"{manifest['image_size']}px, checksum {manifest['checksum'][:12]}", highlight=False, markup=False)
@@ -89,5 +92,3 @@ def show_cmd(directory: Path, out: Path | None) -> None:
     path = world.contact_sheet(out or world.root / "contact_sheet.png")
     console.print(f"contact sheet: {path}", highlight=False, markup=False)
 
-
-COMMANDS = [world_group]
