@@ -61,6 +61,12 @@ class VisualEntailment(Task):
         "eval_batch_size": 64,
     }
 
+    def score_files(self, predictions, annotations, *, allow_missing=False):
+        """SNLI-VE: a JSON list of {pairID, label} against the .jsonl annotations (``simla-bench score snli_ve``)."""
+        from .snli_ve_files import score
+
+        return score(Path(predictions), Path(annotations), allow_missing=allow_missing)
+
     def run(self, ctx: TaskContext) -> TaskResult:
         root = self._world_root(ctx)
         opts = self.options
