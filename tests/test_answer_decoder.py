@@ -171,7 +171,9 @@ def model(simla_tiny_model):
     return simla_tiny_model
 
 
-def test_decoder_from_model_copies_the_top_layers_and_mlm_head(model):
+@pytest.mark.parametrize("tiny_model", ["single_stream", "split"], indirect=True)
+def test_decoder_from_model_copies_the_top_layers_and_mlm_head(tiny_model):
+    model = tiny_model
     bert = model.text_encoder
     dec, report = decoder_from_model(model, 1)
     top = bert.encoder.layer[bert.num_layers - 1]
@@ -187,6 +189,10 @@ def test_decoder_from_model_copies_the_top_layers_and_mlm_head(model):
     assert bool(report["fresh"]) != same_width or not report["fresh"]
     with pytest.raises(ConfigError, match="decoder_layers"):
         decoder_from_model(model, bert.num_layers + 1)
+    # every layer of the model: a split model's text-only layer 0 has no cross-attention to copy
+    _, report = decoder_from_model(model, bert.num_layers)
+    fresh_cross = {k.split(".")[3] for k in report["fresh"] if ".crossattention." in k}
+    assert fresh_cross == ({"0"} if model.layout == "split" else set()), report["fresh"]
 
 
 def test_answers_are_tokenised_as_albef(model):

@@ -40,12 +40,12 @@ def test_eval_config_validates(path: Path):
         assert cfg.pretrain.dataset in {tc.dataset for tc in cfg.tasks.values()}
 
 
-def test_text_length_has_one_owner(tmp_path):
+def test_text_length_has_one_owner(tiny_world):
     """Tasks read the model's max_text_len (the recipe's option), the value pretraining uses."""
     from simla_bench.tasks.data import text_max_len
-    from simla_bench.testing.plugin_kit import tiny_model, tiny_world
+    from simla_bench.testing.plugin_kit import tiny_model
 
-    model = tiny_model(tiny_world(tmp_path / "w"), max_text_len=17)
+    model = tiny_model(tiny_world, max_text_len=17)
     assert model.max_text_len == 17
     assert text_max_len(model, {"max_text_len": 0}) == 17
     assert text_max_len(model, {"max_text_len": 30}) == 30  # a task's own option still wins

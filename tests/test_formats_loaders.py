@@ -14,12 +14,11 @@ import pytest
 from simla_bench.errors import DataError
 from simla_bench.plugins.datasets.sources import NLVR2, AlbefPretrain, CocoKarpathy, Flickr30k, RefCOCOPlus, VQAv2
 from simla_bench.plugins.datasets.world import presets as P
-from simla_bench.testing.world import make_tiny_world
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_tiny_world(tmp_path_factory.mktemp("fmt") / "w")
+def world(tiny_world):
+    return tiny_world            # the session's (tests/conftest.py); read only, files are written under tmp_path
 
 
 def _bad_png(tmp_path: Path) -> str:

@@ -11,14 +11,6 @@ from simla_bench.registry import get_registry
 from simla_bench.tasks.nlvr2_assignment import IMAGE_1, IMAGE_2, NEITHER, assignment_triples
 
 
-SMALL_MODEL = {
-    "image": {"name": "vit_world_tiny", "options": {"img_size": 32, "embed_dim": 32, "depth": 1, "num_heads": 2}},
-    "text": {"name": "bert_world_tiny", "options": {"config": {"hidden_size": 32, "num_hidden_layers": 2,
-                                                               "num_attention_heads": 2, "intermediate_size": 64}}},
-    "embed_dim": 16, "queue_size": 0, "max_text_len": 20, "vocab_size": 300,
-}
-
-
 def test_triples_put_the_caption_image_where_the_label_says():
     image_ids = ["a", "a", "b", "c", "d", "d", "e"]
     caption, first, second, labels = assignment_triples(image_ids, 600, torch.Generator().manual_seed(0))
@@ -45,17 +37,12 @@ def test_negative_ta_steps_is_refused():
         get_registry().load("task", "nlvr2")("nlvr2", {"ta_steps": -1})
 
 
-def test_nlvr2_runs_text_assignment_first(tmp_path):
-    from simla_bench.config import parse_config
+def test_nlvr2_runs_text_assignment_first(tiny_world, tiny_models, tmp_path):
     from simla_bench.interfaces import TaskContext
-    from simla_bench.plugins.backbones.tokenizer import train_wordpiece
-    from simla_bench.assemble import assemble
-    from simla_bench.testing.world import make_tiny_world
 
-    world = make_tiny_world(tmp_path / "world", nlvr2_train=24, nlvr2_test=8)
-    tok = train_wordpiece([r.caption for r in world.load("pretrain", "train")], vocab_size=300)
-    torch.manual_seed(0)
-    model = assemble(parse_config({"model": SMALL_MODEL}).model, tokenizer=tok).model
+    world = tiny_world
+    model = tiny_models["single_stream"]          # shared: the task fine-tunes a copy
+    tok = model.tokenizer
     task = get_registry().load("task", "nlvr2")("nlvr2", {"ta_steps": 3, "max_steps": 2, "batch_size": 8})
     ctx = TaskContext(model=model, tokenizer=tok, data=world, options=task.options, seed=0, device="cpu",
                       workdir=tmp_path / "work")

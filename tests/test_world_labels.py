@@ -20,12 +20,11 @@ from simla_bench.plugins.datasets.world.meta import META_FILE, read_world_meta
 from simla_bench.plugins.datasets.world.scene import Obj, object_mask
 from simla_bench.plugins.datasets.world.vocab import (COLOURS, GROUP_A, GROUP_B, HELD_OUT, NUMBER_WORDS, SHAPE_PLURALS,
                                                       SHAPES)
-from simla_bench.testing.world import make_tiny_world
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_tiny_world(tmp_path_factory.mktemp("world") / "w")
+def world(tiny_world):
+    return tiny_world            # the session's (tests/conftest.py); read only
 
 
 @pytest.fixture(scope="module")
