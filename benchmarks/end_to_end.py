@@ -22,7 +22,6 @@ row's costs times the number of rows instead (marked as such).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -80,13 +79,16 @@ def breakdown(run_dir: Path) -> dict:
     rows: dict[str, float] = {}
     tasks: dict[str, float] = {}
     n = 0
-    for path in sorted((run_dir / "cells").glob("*.json")):
-        rec = json.loads(path.read_text())
+    from simla_bench.runner.store import RunStore
+
+    for path, read in RunStore(run_dir).iter_records():
+        if read.record is None:
+            raise SystemExit(f"corrupt cell record {path}: {read.problem}")
+        rec, t = read.record, read.record.timings
         n += 1
-        t = rec.get("timings", {})
-        if not t.get("pretrain_reused"):
-            rows[rec["row"]] = max(rows.get(rec["row"], 0.0), float(t.get("pretrain_seconds") or 0.0))
-        tasks[f"{rec['task']} ({rec['row']})"] = float(t.get("task_seconds") or 0.0)
+        if not t.pretrain_reused:
+            rows[rec.row] = max(rows.get(rec.row, 0.0), t.pretrain_seconds or 0.0)
+        tasks[f"{rec.task} ({rec.row})"] = t.task_seconds
     return {"cells": n, "pretrain_s": rows, "task_s": tasks}
 
 
