@@ -72,7 +72,7 @@ class Encoded:
 
         from simla_bench.tasks.data import ImageBank, encode_images, encode_texts, tokenize
 
-        self.bank = ImageBank(images, model.image_size)
+        self.bank = ImageBank(images, model)
         t0 = time.perf_counter()
         with torch.no_grad():
             self.image_embeds = encode_images(model, self.bank.tensor, batch, "cpu")
