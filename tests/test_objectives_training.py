@@ -14,7 +14,7 @@ from simla_bench.plugins.objectives.psl import PSL
 from simla_bench.plugins.objectives.visual_vocab import KMeansCodebook
 from simla_bench.plugins.objectives.xmm import XMM
 
-from objectives_tiny import COLOUR_WORDS, FILLER, PLACE_WORDS, TinyVLP, make_batch, make_step
+from helpers.objectives_tiny import COLOUR_WORDS, FILLER, PLACE_WORDS, TinyVLP, make_batch, make_step
 
 
 @functools.lru_cache(maxsize=None)

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from simla_bench.cli import main
 from simla_bench.registry import set_registry
 from simla_bench.runner.pipeline import set_pipeline
-from test_runner_fakes import FakePipeline, FakeTask, config_data, fakes, make_registry  # noqa: F401 (fixture)
+from helpers.runner_fakes import FakePipeline, FakeTask, config_data, fakes, make_registry  # noqa: F401 (fixture)
 
 TESTS_DIR = Path(__file__).parent
 
@@ -88,7 +88,7 @@ def test_cli_failing_row_exits_nonzero_and_keeps_others(tmp_path, fakes):
 _SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_runner_fakes import FakePipeline, make_registry
+from helpers.runner_fakes import FakePipeline, make_registry
 from simla_bench.registry import set_registry
 from simla_bench.runner.pipeline import set_pipeline
 set_registry(make_registry())

@@ -15,7 +15,7 @@ from simla_bench.runner.matrix import MatrixRunner
 from simla_bench.training.data import subset_records
 from simla_bench.runner.progress import PlainProgress, Progress, make_progress
 from simla_bench.runner.store import atomic_write_json, validate_record
-from test_runner_fakes import FakePipeline, make_config, make_registry
+from helpers.runner_fakes import FakePipeline, make_config, make_registry
 
 
 def keys_of(cfg, tmp_path):

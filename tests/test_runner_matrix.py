@@ -12,7 +12,7 @@ from simla_bench.errors import ConfigError, UnknownNameError
 from simla_bench.runner.cells import CapabilityError
 from simla_bench.runner.matrix import MatrixRunner
 from simla_bench.runner.store import IncompatibleRunDirError, RECORD_FIELDS, RunStore, SCHEMA_VERSION
-from test_runner_fakes import FakePipeline, FakeTask, Observer, make_config, make_registry
+from helpers.runner_fakes import FakePipeline, FakeTask, Observer, make_config, make_registry
 
 
 def run(cfg, pipe=None, reg=None, force=False, out=None):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simla_bench.runner.executors import SubmititExecutor
 from simla_bench.runner.matrix import MatrixRunner
-from test_runner_fakes import FakePipeline, install_fake_registry, make_config, make_registry
+from helpers.runner_fakes import FakePipeline, install_fake_registry, make_config, make_registry
 
 TESTS_DIR = str(Path(__file__).parent)
 

@@ -18,7 +18,7 @@ import torch
 from simla_bench.interfaces import TaskContext
 from simla_bench.training.seeding import seed_everything
 from simla_bench.registry import get_registry
-from retrieval_chance import chance_r_mean
+from helpers.retrieval_chance import chance_r_mean
 
 SMALL_MODEL = {
     "image": {"name": "vit_world_tiny", "options": {"img_size": 32, "embed_dim": 64, "depth": 2, "num_heads": 2}},

@@ -6,7 +6,7 @@ import torch
 
 from simla_bench.training.data import GlobalBatchSampler, build_loader, subset_records
 from simla_bench.training.errors import DataTooSmallError
-from training_toys import toy_records, toy_tokenizer
+from helpers.training_toys import toy_records, toy_tokenizer
 
 
 @pytest.fixture(scope="module")

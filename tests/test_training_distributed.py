@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from simla_bench.training import pretrain
-from training_dist_worker import DIST_PRETRAIN
-from training_toys import ToyITC, toy_cfg, toy_model, toy_records
+from helpers.training_dist_worker import DIST_PRETRAIN
+from helpers.training_toys import ToyITC, toy_cfg, toy_model, toy_records
 
-WORKER = Path(__file__).with_name("training_dist_worker.py")
+WORKER = Path(__file__).parent / "helpers" / "training_dist_worker.py"
 STOP = 2
 
 
@@ -115,7 +115,7 @@ def test_two_process_checkpoint_resumes_in_one_process(two_procs, tmp_path):
 @pytest.mark.slow
 def test_real_model_and_itc_match_one_process(tmp_path):
     """The built-in VLPModel + ITC (gathered momentum keys, consistent queue)."""
-    from training_dist_worker import real_setup
+    from helpers.training_dist_worker import real_setup
 
     data, out = tmp_path / "data", tmp_path / "out"
     out.mkdir()

@@ -9,7 +9,7 @@ from simla_bench.config import parse_config
 from simla_bench.interfaces import Objective
 from simla_bench.registry import get_registry
 from simla_bench.training import pretrain
-from training_toys import toy_records
+from helpers.training_toys import toy_records
 
 TINY_MODEL = {
     "image": {"name": "vit_world_tiny", "options": {"img_size": 32, "embed_dim": 32, "depth": 2, "num_heads": 2}},

@@ -7,7 +7,7 @@ import torch
 from simla_bench.training import pretrain
 from simla_bench.training.errors import NonFiniteLossError, UnmetNeedsError
 from simla_bench.training.optim import param_groups
-from training_toys import NaNAt, ToyITC, ToyNoise, toy_cfg, toy_model, toy_records
+from helpers.training_toys import NaNAt, ToyITC, ToyNoise, toy_cfg, toy_model, toy_records
 
 
 @pytest.fixture(scope="module")

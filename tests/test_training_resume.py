@@ -7,7 +7,7 @@ import torch
 from simla_bench.training import pretrain
 from simla_bench.training.checkpoint import load_checkpoint
 from simla_bench.training.errors import CheckpointMismatchError
-from training_toys import ToyITC, ToyNoise, toy_cfg, toy_model, toy_records
+from helpers.training_toys import ToyITC, ToyNoise, toy_cfg, toy_model, toy_records
 
 
 @pytest.fixture(scope="module")

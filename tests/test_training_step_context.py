@@ -4,7 +4,7 @@ encodings without gradient, gather is the identity on one process."""
 import torch
 
 from simla_bench.training.step_context import StepContext
-from training_toys import toy_model, toy_tokenizer
+from helpers.training_toys import toy_model, toy_tokenizer
 
 
 def _ctx(model):

@@ -70,7 +70,7 @@ def test_trained_itm_head_re_ranks(simla_tiny_model, simla_tiny_world, tmp_path)
 
 def test_trainer_marks_the_heads_its_objectives_train(tmp_path):
     from simla_bench.training import pretrain
-    from training_toys import ToyITC, toy_cfg, toy_model, toy_records
+    from helpers.training_toys import ToyITC, toy_cfg, toy_model, toy_records
 
     class HeadTrainer(ToyITC):
         trains = frozenset({"toy_head"})

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the helpers.* imports
 
 from simla_bench.training import pretrain  # noqa: E402
 from simla_bench.training.distributed import init_from_env  # noqa: E402
-from training_toys import ToyITC, toy_cfg, toy_model, toy_records  # noqa: E402
+from helpers.training_toys import ToyITC, toy_cfg, toy_model, toy_records  # noqa: E402
 
 DIST_PRETRAIN = dict(steps=4, batch_size=8, lr=3e-3, warmup_steps=2, checkpoint_every=2)
 

@@ -124,7 +124,7 @@ def test_a_second_preset_in_the_same_root_leaves_the_first_world_untouched(tmp_p
 
 # ------------------------------------------------------------------ validation before work
 class _RealData:
-    """The built-in file sources, next to the fake objectives/tasks of test_runner_fakes."""
+    """The built-in file sources, next to the fake objectives/tasks of helpers.runner_fakes."""
 
     from simla_bench.hookspecs import hookimpl
 
@@ -135,7 +135,7 @@ class _RealData:
 
 
 def _retrieval_task():
-    from test_runner_fakes import FakeTask
+    from helpers.runner_fakes import FakeTask
 
     class ToyRetrieval(FakeTask):  # the default data_splits: retrieval train + test
         data_kind = "retrieval"
@@ -144,7 +144,7 @@ def _retrieval_task():
 
 
 def _run(tmp_path, files, skip_bad=False, pipe=None):
-    from test_runner_fakes import FakePipeline, make_config, make_registry
+    from helpers.runner_fakes import FakePipeline, make_config, make_registry
 
     from simla_bench.runner.matrix import MatrixRunner
 
@@ -174,7 +174,7 @@ def _run(tmp_path, files, skip_bad=False, pipe=None):
 def test_a_truncated_jpeg_stops_the_run_before_pretraining_in_one_line(tmp_path, cache_dir):
     from simla_bench.errors import DataError
 
-    from test_runner_fakes import FakePipeline
+    from helpers.runner_fakes import FakePipeline
 
     files = _coco_files(tmp_path / "coco", bad="im2.jpg")
     pipe = FakePipeline()
@@ -318,7 +318,7 @@ def test_a_vit_load_reports_the_resampled_position_embeddings(tmp_path, capsys):
 
 
 def test_a_run_whose_cells_are_all_cached_does_not_validate_again(tmp_path, cache_dir):
-    from test_runner_fakes import FakePipeline
+    from helpers.runner_fakes import FakePipeline
 
     class Counting(FakePipeline):
         def __init__(self):
@@ -339,7 +339,7 @@ def test_a_run_whose_cells_are_all_cached_does_not_validate_again(tmp_path, cach
 def test_a_bad_file_stops_a_forced_run_before_its_records_are_deleted(tmp_path, cache_dir):
     from simla_bench.errors import DataError
     from simla_bench.runner.matrix import MatrixRunner
-    from test_runner_fakes import FakePipeline
+    from helpers.runner_fakes import FakePipeline
 
     files = _coco_files(tmp_path / "coco")
     _, first = _run(tmp_path, files)

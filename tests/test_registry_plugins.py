@@ -250,7 +250,7 @@ def test_builtin_metadata_comes_from_the_classes(simla_registry):
 
 def test_the_plan_refuses_a_task_whose_dataset_does_not_provide_its_data_kind(tmp_path):
     from simla_bench.runner.matrix import MatrixRunner
-    from test_runner_fakes import FakePipeline, FakeTask, make_config, make_registry
+    from helpers.runner_fakes import FakePipeline, FakeTask, make_config, make_registry
 
     class VQALike(FakeTask):
         data_kind = "vqa"

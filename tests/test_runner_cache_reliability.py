@@ -23,7 +23,7 @@ from simla_bench.report.records import load_run_dirs
 from simla_bench.runner import keys
 from simla_bench.runner.matrix import MatrixRunner
 from simla_bench.runner.store import RunStore, atomic_write_json
-from test_runner_fakes import FakeObjective, FakePipeline, FakeSource, FakeTask, FusionObjective, config_data
+from helpers.runner_fakes import FakeObjective, FakePipeline, FakeSource, FakeTask, FusionObjective, config_data
 
 ROWS = [{"objectives": ["itc"]}, {"objectives": ["itm"]}]
 
@@ -235,7 +235,7 @@ def test_data_checksums_recompute_what_reads_the_data(two_by_two, monkeypatch):
 def test_editing_a_components_source_recomputes_only_the_rows_using_it(two_by_two, tmp_path, monkeypatch):
     src = tmp_path / "edited_objective.py"
     src.write_text(textwrap.dedent("""
-        from test_runner_fakes import FakeObjective
+        from helpers.runner_fakes import FakeObjective
 
         class EditedItc(FakeObjective):
             pass

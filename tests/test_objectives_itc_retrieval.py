@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from simla_bench.registry import get_registry
-from retrieval_chance import chance_r_mean
+from helpers.retrieval_chance import chance_r_mean
 
 pytestmark = pytest.mark.slow
 

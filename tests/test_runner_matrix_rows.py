@@ -15,7 +15,7 @@ from simla_bench.config import parse_config
 from simla_bench.errors import ConfigError, UserError
 from simla_bench.runner.cells import expand
 from simla_bench.runner.matrix import MatrixRunner
-from test_runner_fakes import FakePipeline, config_data, fakes, make_config, make_registry  # noqa: F401 (fixture)
+from helpers.runner_fakes import FakePipeline, config_data, fakes, make_config, make_registry  # noqa: F401 (fixture)
 
 
 def run(cfg, pipe=None, **kw):
