@@ -14,7 +14,7 @@ from simla_bench.errors import DataError, UserError
 from simla_bench.interfaces import FileScores, ScoreOption
 
 GROUNDING_SPLITS = ("val", "testA", "testB")
-#: the same as .vqa.VQA_EVAL_VERSIONS and .grounding.IOU_RULES (tests/test_score_cli.py checks it)
+#: the same as .vqa.VQA_EVAL_VERSIONS and .grounding.IOU_RULES (tests/test_cli_score.py checks it)
 VQA_EVAL_VERSIONS = ("albef", "current")
 IOU_RULES = ("albef", "coco")
 
