@@ -445,7 +445,7 @@ class MatrixRunner:
         record = {
             "schema": SCHEMA_VERSION, "key": pc.key, "row": cell.row.label, "row_key": pc.row_key,
             "pretrain_key": pc.pretrain_key, "objectives": list(cell.row.objectives),
-            "objective_config": resolve_objectives(self.cfg, cell.row), "data_fraction": cell.row.data_fraction,
+            "objective_config": self.row_objectives(cell.row), "data_fraction": cell.row.data_fraction,
             "seed": cell.seed, "task": cell.task, "task_version": str(pc.task_cls.version),
             "primary_metric": pc.task_cls.primary_metric,
             "directions": {m: pc.task_cls.directions.get(m.split("/")[-1], pc.task_cls.directions.get(m, "higher"))
