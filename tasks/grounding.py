@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from simla_bench.errors import ConfigError, DataError
-from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.interfaces import TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
@@ -36,7 +36,7 @@ from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
 REQUIRED = ("val", "testA", "testB")
 
 
-class GroundingTask(Task):
+class GroundingTask(ft.CheckedTask):
     """Weakly supervised grounding: Grad-CAM proposal ranking; acc@IoU0.5."""
 
     version = "3"  # 2: iou option, default ALBEF's computeIoU rule (was pycocotools); 3: mode (zero_shot)
@@ -44,24 +44,15 @@ class GroundingTask(Task):
     needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
     data_kind = "grounding"
     defaults = ft.load_defaults("grounding")
-    score_options = files.GROUNDING_OPTIONS
+    choices = {"mode": ft.MODES, "iou": files.IOU_RULES}
+    score_files, score_options = files.task_scoring(files.score_grounding, files.GROUNDING_OPTIONS)
 
-    def score_files(self, predictions, annotations, *, allow_missing=False, **options):
-        """One box per ref (JSON) against the refer toolkit's ``refs(unc).p`` and ``instances.json`` (``simla-bench score grounding``)."""
-        return files.score_grounding(predictions, annotations, allow_missing=allow_missing, **options)
-
-    def __init__(self, name: str, options=None):
-        super().__init__(name, options)
-        ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
-        if self.options["batch_size"] < 2:
+    def check_options(self, name: str, o) -> None:
+        if o["batch_size"] < 2:
             raise ConfigError(f"task '{name}': batch_size must be at least 2 (ITM needs in-batch negatives)")
-        layer = self.options["gradcam_layer"]
+        layer = o["gradcam_layer"]
         if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
             raise ConfigError(f"task '{name}': gradcam_layer must be an integer layer index or null, got {layer!r}")
-        if self.options["mode"] not in ("finetune", "zero_shot"):
-            raise ConfigError(f"task '{name}': mode must be finetune or zero_shot, got {self.options['mode']!r}")
-        if self.options["iou"] not in ("albef", "coco"):
-            raise ConfigError(f"task '{name}': iou must be albef or coco, got {self.options['iou']!r}")
 
     def finetune(self, model, ctx: TaskContext, device, gen) -> tune.TrainLog:
         records = ctx.data.load("grounding", "train")

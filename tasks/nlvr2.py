@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError, DataError
-from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.interfaces import TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
@@ -53,7 +53,7 @@ def checkpoint_head(model, device) -> torch.nn.Module:
     return head.to(device).eval()
 
 
-class NLVR2Task(Task):
+class NLVR2Task(ft.CheckedTask):
     """NLVR2: two-image fusion + MLP head; accuracy and consistency."""
 
     version = "4"  # 4: mode (zero_shot with a checkpoint's head)
@@ -61,19 +61,11 @@ class NLVR2Task(Task):
     needs = frozenset({"text", "fusion", "two_image_fusion"})
     data_kind = "nlvr2"
     defaults = ft.load_defaults("nlvr2")
-    score_options = files.NLVR2_OPTIONS
+    score_files, score_options = files.task_scoring(files.score_nlvr2, files.NLVR2_OPTIONS)
 
-    def score_files(self, predictions, annotations, *, allow_missing=False, **options):
-        """The official NLVR2 predictions CSV (``identifier,True|False``) against the JSON-lines labels (``simla-bench score nlvr2``)."""
-        return files.score_nlvr2(predictions, annotations, allow_missing=allow_missing, **options)
-
-    def __init__(self, name: str, options=None):
-        super().__init__(name, options)
-        ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
-        if self.options["mode"] not in ("finetune", "zero_shot"):
-            raise ConfigError(f"task '{name}': mode must be finetune or zero_shot, got {self.options['mode']!r}")
-        if int(self.options["ta_steps"]) < 0:
-            raise ConfigError(f"{name}: ta_steps must be >= 0, got {self.options['ta_steps']}",
+    def check_options(self, name: str, o) -> None:
+        if int(o["ta_steps"]) < 0:
+            raise ConfigError(f"{name}: ta_steps must be >= 0, got {o['ta_steps']}",
                               hint="0 skips the text-assignment stage")
 
     @staticmethod

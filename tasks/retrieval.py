@@ -28,7 +28,7 @@ import torch
 
 from simla_bench.errors import ConfigError
 from simla_bench.heads import is_trained
-from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.interfaces import TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
@@ -37,7 +37,6 @@ from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
 from simla_bench.tasks.rerank import itm_scorer, rerank
 
 METRICS = ("TR@1", "TR@5", "TR@10", "IR@1", "IR@5", "IR@10", "tr_mean", "ir_mean", "r_mean")
-MODES = ("finetune", "zero_shot")
 RECALL_KS = (1, 5, 10)
 #: ``extra["ranking"]``: how the scores were made
 RANKING_ITM = "itm (itc top-k re-scored by the ITM head)"
@@ -74,7 +73,7 @@ def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_le
     return s_i2t.numpy(), s_t2i.numpy()
 
 
-class RetrievalTask(Task):
+class RetrievalTask(ft.CheckedTask):
     """Image-text retrieval: ITC top-k re-ranked by ITM; TR/IR@1/5/10."""
 
     version = "1"
@@ -82,18 +81,10 @@ class RetrievalTask(Task):
     needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
     data_kind = "retrieval"
     defaults = ft.load_defaults("retrieval")
-    score_options = files.RETRIEVAL_OPTIONS
+    positive = ("k", "batch_size", "eval_batch_size")
+    score_files, score_options = files.task_scoring(files.score_retrieval, files.RETRIEVAL_OPTIONS)
 
-    def score_files(self, predictions, annotations, *, allow_missing=False, **options):
-        """An image-to-text score matrix (``.npy``) or ranked-lists JSON against the ALBEF retrieval JSON (``simla-bench score retrieval``)."""
-        return files.score_retrieval(predictions, annotations, allow_missing=allow_missing, **options)
-
-    def __init__(self, name: str, options=None):
-        super().__init__(name, options)
-        o = self.options
-        if o["mode"] not in MODES:
-            raise ConfigError(f"task '{name}': mode '{o['mode']}' is not one of {', '.join(MODES)}")
-        ft.check_positive(name, o, "k", "batch_size", "eval_batch_size")
+    def check_options(self, name: str, o) -> None:
         if o["k"] < max(RECALL_KS) and not o["allow_k_below_10"]:
             raise ConfigError(f"task '{name}': k={o['k']} is below {max(RECALL_KS)}, so R@{max(RECALL_KS)} would rank "
                               "pairs that all share the score -100",

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError, DataError
-from simla_bench.interfaces import Task, TaskContext, TaskResult
+from simla_bench.interfaces import TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
@@ -57,10 +57,9 @@ def annotations_of(records) -> list[dict]:
 
 
 ANSWER_HEADS = ("classifier", "decoder")
-MODES = ("finetune", "zero_shot")
 
 
-class VQATask(Task):
+class VQATask(ft.CheckedTask):
     """VQA v2: classifier over the answer vocabulary or ALBEF's answer decoder; official VQA accuracy."""
 
     version = "3"  # 3: answer_head decoder (ALBEF's answer decoder), mode; 2: vqa_eval option (official vqaEval version)
@@ -68,28 +67,12 @@ class VQATask(Task):
     needs = frozenset({"text", "fusion"})
     data_kind = "vqa"
     defaults = ft.load_defaults("vqa")
-    score_options = files.VQA_OPTIONS
+    choices = {"answer_head": ANSWER_HEADS, "mode": ft.MODES, "vqa_eval": files.VQA_EVAL_VERSIONS}
+    score_files, score_options = files.task_scoring(files.score_vqa, files.VQA_OPTIONS)
 
-    def score_files(self, predictions, annotations, *, allow_missing=False, **options):
-        """The official VQA v2 results JSON (``[{question_id, answer}]``) against the annotations JSON (``simla-bench score vqa``)."""
-        return files.score_vqa(predictions, annotations, allow_missing=allow_missing, **options)
-
-    def __init__(self, name: str, options=None):
-        super().__init__(name, options)
-        ft.check_positive(name, self.options, "batch_size", "eval_batch_size")
-        if self.options["max_answers"] < 0:
+    def check_options(self, name: str, o) -> None:
+        if o["max_answers"] < 0:
             raise ConfigError(f"task '{name}': max_answers must be >= 0 (0 = every training answer)")
-        self._check_answer_head(name, self.options)
-        if self.options["vqa_eval"] not in ("albef", "current"):
-            raise ConfigError(f"task '{name}': vqa_eval must be albef or current, got {self.options['vqa_eval']!r}")
-
-    @staticmethod
-    def _check_answer_head(name: str, o) -> None:
-        if o["answer_head"] not in ANSWER_HEADS:
-            raise ConfigError(f"task '{name}': answer_head must be one of {', '.join(ANSWER_HEADS)}, "
-                              f"got {o['answer_head']!r}")
-        if o["mode"] not in MODES:
-            raise ConfigError(f"task '{name}': mode must be one of {', '.join(MODES)}, got {o['mode']!r}")
         if o["mode"] == "zero_shot" and o["answer_head"] != "decoder":
             raise ConfigError(f"task '{name}': mode zero_shot needs answer_head: decoder (a classifier head has "
                               f"no pretrained weights)")

@@ -1,6 +1,7 @@
 """Scoring official-format prediction files, one function per built-in task
 (``simla-bench score TASK`` reaches them through each task's
-:meth:`~simla_bench.interfaces.Task.score_files`), and the options each declares.
+:meth:`~simla_bench.interfaces.Task.score_files`, made from the function by
+:func:`task_scoring`), and the options each declares.
 
 They call the very metric functions the tasks use (the modules of this
 package), so predictions from any system are scored as a run scores its own.
@@ -9,6 +10,7 @@ package), so predictions from any system are scored as a run scores its own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 from simla_bench.errors import DataError, UserError
 from simla_bench.interfaces import FileScores, ScoreOption
@@ -38,6 +40,20 @@ GROUNDING_OPTIONS = (
 )
 
 
+def task_scoring(score: Callable[..., FileScores], options: tuple[ScoreOption, ...] = ()
+                 ) -> tuple[Callable[..., FileScores], tuple[ScoreOption, ...]]:
+    """A task class's ``score_files, score_options``: ``score`` as the method, with
+    its docstring (``simla-bench score TASK --help`` shows the first line), and the
+    options it takes besides the two files and ``allow_missing``."""
+
+    def score_files(self: Any, predictions: Path, annotations: Path, *, allow_missing: bool = False,
+                    **opts: Any) -> FileScores:
+        return score(predictions, annotations, allow_missing=allow_missing, **opts)
+
+    score_files.__doc__ = score.__doc__
+    return score_files, tuple(options)
+
+
 def check_ids(pred_ids, known_ids, allow_missing: bool, what: str, pred_path: Path, ann_path: Path) -> int:
     """Reject predictions for unknown ids; return the number of missing ids (error unless allowed)."""
     known = set(known_ids)
@@ -55,6 +71,7 @@ def check_ids(pred_ids, known_ids, allow_missing: bool, what: str, pred_path: Pa
 
 def score_vqa(pred: Path, ann: Path, *, allow_missing: bool = False, questions: Path | None = None,
               vqa_eval: str = "albef") -> FileScores:
+    """The official VQA v2 results JSON (``[{question_id, answer}]``) against the annotations JSON (``simla-bench score vqa``)."""
     from simla_bench.tasks.metrics.official_files import read_vqa_annotations, read_vqa_predictions
     from simla_bench.tasks.metrics.vqa import vqa_accuracy
 
@@ -70,6 +87,7 @@ def score_vqa(pred: Path, ann: Path, *, allow_missing: bool = False, questions: 
 
 
 def score_nlvr2(pred: Path, ann: Path, *, allow_missing: bool = False) -> FileScores:
+    """The official NLVR2 predictions CSV (``identifier,True|False``) against the JSON-lines labels (``simla-bench score nlvr2``)."""
     from simla_bench.tasks.metrics.nlvr2 import nlvr2_scores
     from simla_bench.tasks.metrics.official_files import read_nlvr2_labels, read_nlvr2_predictions
 
@@ -84,7 +102,9 @@ def score_nlvr2(pred: Path, ann: Path, *, allow_missing: bool = False) -> FileSc
 
 def score_retrieval(pred: Path, ann: Path, *, allow_missing: bool = False,
                     predictions_t2i: Path | None = None) -> FileScores:
-    """``allow_missing`` has no effect: a score matrix or ranked lists cover every id."""
+    """An image-to-text score matrix (``.npy``) or ranked-lists JSON against the ALBEF retrieval JSON (``simla-bench score retrieval``).
+
+    ``allow_missing`` has no effect: a score matrix or ranked lists cover every id."""
     pred_t2i = predictions_t2i
     from simla_bench.tasks.metrics import official_files as of
     from simla_bench.tasks.metrics.retrieval import itm_eval, ranks_from_lists, recall_metrics, scalar_metrics
@@ -110,7 +130,9 @@ def score_retrieval(pred: Path, ann: Path, *, allow_missing: bool = False,
 
 def score_grounding(pred: Path, ann: Path, *, allow_missing: bool = False, instances: Path | None = None,
                     split: tuple[str, ...] = (), iou: str = "albef") -> FileScores:
-    """``split``: the splits to score (default: all three)."""
+    """One box per ref (JSON) against the refer toolkit's ``refs(unc).p`` and ``instances.json`` (``simla-bench score grounding``).
+
+    ``split``: the splits to score (default: all three)."""
     splits = tuple(split) or GROUNDING_SPLITS
     import numpy as np
 
