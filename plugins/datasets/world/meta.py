@@ -14,13 +14,22 @@ The fields are documented in ``docs/world.md``, "Ground truth: world_meta.jsonl"
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from simla_bench.errors import DataError
 
+from .scene import Obj
+
 META_FILE = "world_meta.jsonl"
+
+#: one drawn object of a line: the generator's own :class:`~.scene.Obj` (shape, colour
+#: and size words, centre ``cx``, ``cy`` and radius ``r`` in pixels (floats), and
+#: ``box``, the tight ``[x, y, w, h]`` pixel box of its full, unoccluded mask), read
+#: back by :func:`read_object`; ``Obj.as_dict`` is its form in the file
+MetaObject = Obj
+OBJECT_KEYS = tuple(f.name for f in fields(Obj))
 
 
 def _fields(data: Any, keys: tuple[str, ...], what: str) -> Mapping[str, Any]:
@@ -34,34 +43,14 @@ def _fields(data: Any, keys: tuple[str, ...], what: str) -> Mapping[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class MetaObject:
-    """One drawn object (``scene.Obj``): canonical shape, colour and size words,
-    centre ``cx``, ``cy`` and radius ``r`` in pixels (floats), and ``box``, the
-    tight ``[x, y, w, h]`` pixel box of its full, unoccluded mask."""
-
-    shape: str
-    colour: str
-    size: str
-    cx: float
-    cy: float
-    r: float
-    box: tuple[int, int, int, int]
-
-    KEYS = ("shape", "colour", "size", "cx", "cy", "r", "box")
-
-    @classmethod
-    def from_dict(cls, data: Any) -> "MetaObject":
-        d = _fields(data, cls.KEYS, "an object")
-        box = d["box"]
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
-            raise ValueError(f"an object's box is {box!r}, not [x, y, w, h] integers")
-        return cls(str(d["shape"]), str(d["colour"]), str(d["size"]), float(d["cx"]), float(d["cy"]), float(d["r"]),
-                   (box[0], box[1], box[2], box[3]))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shape": self.shape, "colour": self.colour, "size": self.size, "cx": self.cx, "cy": self.cy,
-                "r": self.r, "box": list(self.box)}
+def read_object(data: Any) -> Obj:
+    """One entry of a line's ``objects``, checked strictly."""
+    d = _fields(data, OBJECT_KEYS, "an object")
+    box = d["box"]
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
+        raise ValueError(f"an object's box is {box!r}, not [x, y, w, h] integers")
+    return Obj(str(d["shape"]), str(d["colour"]), str(d["size"]), float(d["cx"]), float(d["cy"]), float(d["r"]),
+               (box[0], box[1], box[2], box[3]))
 
 
 @dataclass(frozen=True)
@@ -103,7 +92,7 @@ class ImageMeta:
     image: str
     section: str
     size: int
-    objects: tuple[MetaObject, ...]
+    objects: tuple[Obj, ...]
     texts: tuple[MetaText, ...]
 
     KEYS = ("image", "section", "size", "objects", "texts")
@@ -114,7 +103,7 @@ class ImageMeta:
         if not isinstance(d["objects"], list) or not isinstance(d["texts"], list):
             raise ValueError("'objects' and 'texts' must be lists")
         texts = tuple(MetaText.from_dict(t) for t in d["texts"])
-        objects = tuple(MetaObject.from_dict(o) for o in d["objects"])
+        objects = tuple(read_object(o) for o in d["objects"])
         for t in texts:
             if t.referent is not None and not 0 <= t.referent < len(objects):
                 raise ValueError(f"the referent {t.referent} of {t.text!r} is not one of the {len(objects)} objects")
@@ -123,7 +112,7 @@ class ImageMeta:
     def to_dict(self) -> dict[str, Any]:
         """Exactly the generator's dict (same keys, same order)."""
         return {"image": self.image, "section": self.section, "size": self.size,
-                "objects": [o.to_dict() for o in self.objects], "texts": [t.to_dict() for t in self.texts]}
+                "objects": [o.as_dict() for o in self.objects], "texts": [t.to_dict() for t in self.texts]}
 
     @property
     def split(self) -> str:
