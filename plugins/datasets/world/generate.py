@@ -62,7 +62,7 @@ class Writer:
         Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
         self.write(rel, buf.getvalue())
         self.meta.append(json.dumps({"image": rel, "section": section, "size": scene.size,
-                                     "objects": [o.as_dict() for o in scene.objects], "texts": texts or []},
+                                     "objects": [o.to_dict() for o in scene.objects], "texts": texts or []},
                                     separators=(",", ":")))
         self.images += 1
         if self.images % 200 == 0:

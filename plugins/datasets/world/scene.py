@@ -30,7 +30,8 @@ class Obj:
     def combo(self) -> tuple[str, str]:
         return (self.colour, self.shape)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
+        """The object as ``world_meta.jsonl`` holds it (:mod:`.meta` reads it back)."""
         return {"shape": self.shape, "colour": self.colour, "size": self.size,
                 "cx": self.cx, "cy": self.cy, "r": self.r, "box": list(self.box)}
 

@@ -20,11 +20,22 @@ from simla_bench.interfaces import FileScores
 
 from .entailment_data import LABELS
 
+ANNOTATIONS_HINT = "give SNLI-VE's .jsonl annotations"
+PREDICTIONS_HINT = 'give a list of {"pairID": ..., "label": ...}'
 
-def _label(value, where: str) -> str:
+
+def _add(out: dict[str, str], item, label_key: str, where: str, twice: str, hint: str) -> None:
+    """Enter one ``{"pairID", label_key}`` item into ``out`` (pairID -> label): a
+    one-line error for a missing key, a pair seen before (``twice`` says how) or
+    an unknown label."""
+    if not isinstance(item, dict) or "pairID" not in item or label_key not in item:
+        raise DataError(f"{where} has no pairID and {label_key}", hint=hint)
+    pair, value = str(item["pairID"]), item[label_key]
+    if pair in out:
+        raise DataError(f"{where}: pairID {pair} {twice}")
     if value not in LABELS:
         raise DataError(f"{where}: label {value!r} is not one of {', '.join(LABELS)}")
-    return value
+    out[pair] = value
 
 
 def read_annotations(path: Path) -> dict[str, str]:
@@ -37,15 +48,10 @@ def read_annotations(path: Path) -> dict[str, str]:
         try:
             item = json.loads(line)
         except ValueError as exc:
-            raise DataError(f"{where} is not JSON ({exc.msg})", hint="give SNLI-VE's .jsonl annotations") from None
-        if not isinstance(item, dict) or "pairID" not in item or "gold_label" not in item:
-            raise DataError(f"{where} has no pairID and gold_label", hint="give SNLI-VE's .jsonl annotations")
-        pair = str(item["pairID"])
-        if pair in gold:
-            raise DataError(f"{where}: pairID {pair} appears twice")
-        gold[pair] = _label(item["gold_label"], where)
+            raise DataError(f"{where} is not JSON ({exc.msg})", hint=ANNOTATIONS_HINT) from None
+        _add(gold, item, "gold_label", where, "appears twice", ANNOTATIONS_HINT)
     if not gold:
-        raise DataError(f"{path} holds no annotations", hint="give SNLI-VE's .jsonl annotations")
+        raise DataError(f"{path} holds no annotations", hint=ANNOTATIONS_HINT)
     return gold
 
 
@@ -54,18 +60,12 @@ def read_predictions(path: Path) -> dict[str, str]:
     try:
         items = json.loads(Path(path).read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise DataError(f"{path} is not JSON ({exc.msg})", hint='give a list of {"pairID": ..., "label": ...}') from None
+        raise DataError(f"{path} is not JSON ({exc.msg})", hint=PREDICTIONS_HINT) from None
     if not isinstance(items, list):
-        raise DataError(f"{path} is a JSON {type(items).__name__}, not a list", hint='give a list of {"pairID": ..., "label": ...}')
+        raise DataError(f"{path} is a JSON {type(items).__name__}, not a list", hint=PREDICTIONS_HINT)
     out: dict[str, str] = {}
     for i, item in enumerate(items):
-        where = f"{path} item {i}"
-        if not isinstance(item, dict) or "pairID" not in item or "label" not in item:
-            raise DataError(f"{where} has no pairID and label", hint='give a list of {"pairID": ..., "label": ...}')
-        pair = str(item["pairID"])
-        if pair in out:
-            raise DataError(f"{where}: pairID {pair} is predicted twice")
-        out[pair] = _label(item["label"], where)
+        _add(out, item, "label", f"{path} item {i}", "is predicted twice", PREDICTIONS_HINT)
     return out
 
 
