@@ -27,7 +27,7 @@ META_FILE = "world_meta.jsonl"
 #: one drawn object of a line: the generator's own :class:`~.scene.Obj` (shape, colour
 #: and size words, centre ``cx``, ``cy`` and radius ``r`` in pixels (floats), and
 #: ``box``, the tight ``[x, y, w, h]`` pixel box of its full, unoccluded mask), read
-#: back by :func:`read_object`; ``Obj.as_dict`` is its form in the file
+#: back by :func:`read_object`; ``Obj.to_dict`` is its form in the file
 MetaObject = Obj
 OBJECT_KEYS = tuple(f.name for f in fields(Obj))
 
@@ -112,7 +112,7 @@ class ImageMeta:
     def to_dict(self) -> dict[str, Any]:
         """Exactly the generator's dict (same keys, same order)."""
         return {"image": self.image, "section": self.section, "size": self.size,
-                "objects": [o.as_dict() for o in self.objects], "texts": [t.to_dict() for t in self.texts]}
+                "objects": [o.to_dict() for o in self.objects], "texts": [t.to_dict() for t in self.texts]}
 
     @property
     def split(self) -> str:
