@@ -5,8 +5,9 @@
   a positive (:mod:`simla_bench.tasks.itc_itm`).
 * Evaluation: ITC similarities of all images x texts, the top-``k``
   candidates of every query (both directions) re-scored by the ITM positive
-  logit, all other pairs -100 (:mod:`simla_bench.tasks.rerank`, vectorised
-  and batched), then the official ``itm_eval`` recall
+  logit, all other pairs -100 (:mod:`simla_bench.tasks.rerank`, vectorised,
+  batched per image by text length, fused from per-text and per-image parts
+  computed once when the model offers them), then the official ``itm_eval`` recall
   (:mod:`simla_bench.tasks.metrics.retrieval`).  A model whose ITM head no
   objective, checkpoint or fine-tuning trained (:mod:`simla_bench.heads`) is
   ranked by the ITC similarities alone, said in the log and in
@@ -34,7 +35,7 @@ from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, load_split, encode_images, encode_texts, text_max_len, tokenize
 from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
-from simla_bench.tasks.rerank import itm_scorer, rerank
+from simla_bench.tasks.rerank import cached_itm_scorer, rerank
 
 METRICS = ("TR@1", "TR@5", "TR@10", "IR@1", "IR@5", "IR@10", "tr_mean", "ir_mean", "r_mean")
 RECALL_KS = (1, 5, 10)
@@ -54,7 +55,7 @@ def per_image_scores(result: dict, img2txt: list[list[int]], n_txt: int) -> list
     return [float(v) for v in 0.5 * tr + 0.5 * ir_sum * n_img / n_txt]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_len: int, batch_size: int,
                      device, itm: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(scores_i2t, scores_t2i)`` of one :class:`RetrievalSplit`; with
@@ -68,8 +69,9 @@ def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_le
     if not itm:
         sims = sims.float().cpu()
         return sims.numpy(), sims.t().contiguous().numpy()
-    scorer = itm_scorer(model, image_embeds, ids, mask, text_embeds)
-    s_i2t, s_t2i = rerank(sims.float().cpu(), k, scorer, batch_size=batch_size)
+    scorer = cached_itm_scorer(model, image_embeds, ids, mask, text_embeds, batch_size)
+    del text_embeds   # the scorer keeps what fusion needs of it
+    s_i2t, s_t2i = rerank(sims.float().cpu(), k, scorer, batch_size=batch_size, text_lengths=mask.sum(1))
     return s_i2t.numpy(), s_t2i.numpy()
 
 

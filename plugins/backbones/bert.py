@@ -166,11 +166,14 @@ class BertSelfAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, hidden, context=None, mask=None, want_probs: bool = False):
-        context = hidden if context is None else context
+    def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``[B, H, N, head_dim]`` of ``context`` (what :meth:`forward` projects itself)."""
+        return self._split(self.key(context)), self._split(self.value(context))
+
+    def forward(self, hidden, context=None, mask=None, want_probs: bool = False, kv=None):
+        """``kv``: keys and values already projected (:meth:`project_kv`), used instead of ``context``."""
         q = self._split(self.query(hidden))
-        k = self._split(self.key(context))
-        v = self._split(self.value(context))
+        k, v = kv if kv is not None else self.project_kv(hidden if context is None else context)
         p = self.dropout_p if self.training else 0.0
         if mask is not None and mask.dtype != q.dtype:
             mask = mask.to(q.dtype)  # e.g. under autocast
@@ -204,8 +207,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(cfg, kv_width)
         self.output = BertSelfOutput(cfg)
 
-    def forward(self, hidden, context=None, mask=None, want_probs: bool = False):
-        out, probs = self.self(hidden, context, mask, want_probs)
+    def forward(self, hidden, context=None, mask=None, want_probs: bool = False, kv=None):
+        out, probs = self.self(hidden, context, mask, want_probs, kv)
         return self.output(out, hidden), probs
 
 
@@ -274,6 +277,28 @@ class BertLayer(nn.Module):
             hidden, cross_probs = self.crossattention(hidden, context, context_mask, want_probs)
         hidden = self.output(self.intermediate(hidden), hidden)
         return hidden, self_probs, cross_probs
+
+    def cross_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This layer's cross-attention keys/values of ``context`` (image tokens), for :meth:`forward_kv`."""
+        if not self.has_cross_attention:
+            raise RuntimeError("this BERT layer has no cross-attention")
+        return self.crossattention.self.project_kv(context)
+
+    def forward_kv(self, hidden, self_mask, kv, context_mask=None, self_done: bool = False):
+        """The layer with its cross-attention keys/values given (:meth:`cross_kv`): the
+        same states as :meth:`forward` with the context they came from.  Keys/values
+        of batch 1 serve every row: the rows' queries then attend as one sequence
+        (``context_mask`` must then be that one context's, ``[1, 1, 1, N]``).
+        ``self_done``: ``hidden`` is already this layer's self-attention output."""
+        if not self_done:
+            hidden, _ = self.attention(hidden, mask=self_mask)
+        b, n, d = hidden.shape
+        if kv[0].shape[0] == 1 and b > 1:
+            out, _ = self.crossattention(hidden.reshape(1, b * n, d), mask=context_mask, kv=kv)
+            hidden = out.reshape(b, n, d)
+        else:
+            hidden, _ = self.crossattention(hidden, mask=context_mask, kv=kv)
+        return self.output(self.intermediate(hidden), hidden)
 
     def forward(self, hidden, self_mask=None, context=None, context_mask=None, want_probs: bool = False):
         """``context``: None (text mode), a tensor, or a list of two tensors
@@ -471,6 +496,33 @@ class BertTransformer(nn.Module):
             cross_atts.append(cp)
         return BertOutput(hidden, self_atts if want_any else None,
                           cross_atts if (want_any and context is not None) else None)
+
+    # ------------------------------------------- evaluation: parts computed once
+    def cross_kv(self, context: torch.Tensor, start_layer: int, end_layer: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Cross-attention keys/values of ``context`` for each layer in ``[start_layer, end_layer)``."""
+        return [self.encoder.layer[i].cross_kv(context) for i in range(start_layer, end_layer)]
+
+    def self_attention_prefix(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, *,
+                              hidden: torch.Tensor | None = None, layer: int = 0) -> torch.Tensor:
+        """The self-attention sublayer of ``layer`` on ``hidden`` (or on the embedded
+        ``input_ids``): the part of that layer that reads the text alone."""
+        if hidden is None:
+            hidden = self.embeddings(input_ids)
+        return self.encoder.layer[layer].attention(hidden, mask=_additive_mask(attention_mask, hidden.dtype))[0]
+
+    def forward_kv(self, prefix: torch.Tensor, attention_mask: torch.Tensor | None,
+                   kv: Sequence[tuple[torch.Tensor, torch.Tensor]], context_mask: torch.Tensor | None = None, *,
+                   start_layer: int, end_layer: int | None = None) -> torch.Tensor:
+        """Layers ``[start_layer, end_layer)`` from :meth:`self_attention_prefix` of
+        ``start_layer`` with the cross-attention keys/values :meth:`cross_kv` gave
+        (batch 1: one context for every row).  Same states as :meth:`forward`."""
+        end_layer = self.num_layers if end_layer is None else end_layer
+        self_mask = _additive_mask(attention_mask, prefix.dtype)
+        ctx_mask = _additive_mask(context_mask, prefix.dtype)
+        hidden = prefix
+        for j, index in enumerate(range(start_layer, end_layer)):
+            hidden = self.encoder.layer[index].forward_kv(hidden, self_mask, kv[j], ctx_mask, self_done=j == 0)
+        return hidden
 
     # ----------------------------------------------------------------- weights
     def load_hf_state_dict(self, state: Mapping[str, torch.Tensor], strict_text: bool = True) -> dict[str, list[str]]:

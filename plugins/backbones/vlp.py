@@ -257,6 +257,44 @@ class VLPModel(nn.Module):
         return FusionOutput(out.hidden, _pad_layers(out.cross_attentions, start, total),
                             _pad_layers(out.self_attentions, start, total), self.pool_text(out.hidden, attention_mask))
 
+    # ------------------------------- evaluation fusion from parts computed once
+    def _require_eval_fusion(self) -> None:
+        self._require_fusion()
+        if self.training:
+            raise RuntimeError("fusion from cached parts is evaluation-only (dropout would differ per pair): "
+                               "call model.eval() first")
+
+    def fusion_text_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          text_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Evaluation: what :meth:`fuse` computes from the text alone, once per text
+        -- the first fusion layer's self-attention output ``[B, L, Dt]`` (over the
+        word embeddings in single_stream, over ``text_embeds`` in split)."""
+        self._require_eval_fusion()
+        start, _ = self.fusion_range
+        if self.layout == "single_stream":
+            return self.text_encoder.self_attention_prefix(input_ids, attention_mask, layer=start)
+        if text_embeds is None:
+            text_embeds = self.encode_text(input_ids, attention_mask)
+        return self.text_encoder.self_attention_prefix(None, attention_mask, hidden=text_embeds, layer=start)
+
+    def fusion_image_cache(self, image_embeds: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Evaluation: what :meth:`fuse` computes from the image alone, once per
+        image -- each fusion layer's cross-attention keys and values ``[B, H, 1+N, d]``."""
+        self._require_eval_fusion()
+        return self.text_encoder.cross_kv(image_embeds, *self.fusion_range)
+
+    def fuse_cached(self, text_cache: torch.Tensor, attention_mask: torch.Tensor,
+                    image_cache: list[tuple[torch.Tensor, torch.Tensor]], image_atts: Any = None) -> FusionOutput:
+        """Evaluation: :meth:`fuse` from :meth:`fusion_text_cache` rows and
+        :meth:`fusion_image_cache` (same numbers up to float rounding).  An image
+        cache of batch 1 serves every text row (one image's candidate texts)."""
+        self._require_eval_fusion()
+        start, end = self.fusion_range
+        length = text_cache.shape[1]
+        hidden = self.text_encoder.forward_kv(text_cache, attention_mask[:, :length], image_cache, image_atts,
+                                              start_layer=start, end_layer=end)
+        return FusionOutput(hidden, pooled=self.pool_text(hidden, attention_mask))
+
     def enable_two_image_fusion(self) -> "VLPModel":
         """Duplicate each fusion layer for two-image inputs (NLVR2, as ALBEF):
         the layer cross-attends to image 1, its twin (same starting weights,
