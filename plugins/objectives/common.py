@@ -1,19 +1,41 @@
-"""Small pieces the objectives share: distilled losses, special token ids,
-stable integer ids for ``image_ids``, and the model calls that are not in the
-core of the documented ``VLPModel`` API (MIM / concept heads, CLS attention).
+"""Small pieces the objectives share: option and model checks, distilled losses,
+special token ids, stable integer ids for ``image_ids``, and the model calls that
+are not in the core of the documented ``VLPModel`` API (MIM / concept heads, CLS
+attention).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from simla_bench.errors import PluginError
+from simla_bench.errors import ConfigError, PluginError
 
 IGNORE_INDEX = -100
+
+
+def check_choice(objective: str, options: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> None:
+    """A one-line ``ConfigError`` unless option ``key`` is one of ``choices``."""
+    if options[key] not in choices:
+        allowed = " or ".join(repr(c) for c in choices)
+        raise ConfigError(f"objective '{objective}': {key} must be {allowed}, got {options[key]!r}")
+
+
+def check_fraction(objective: str, options: Mapping[str, Any], key: str) -> None:
+    """A one-line ``ConfigError`` unless option ``key`` lies strictly between 0 and 1."""
+    if not 0.0 < options[key] < 1.0:
+        raise ConfigError(f"objective '{objective}': {key} must be in (0, 1), got {options[key]}")
+
+
+def check_distill(objective: Any, model: Any) -> None:
+    """An objective with ``distill: true`` needs the model's momentum copy (checked at set-up)."""
+    if objective.options["distill"] and "momentum" not in getattr(model, "capabilities", frozenset()):
+        raise ConfigError(f"objective '{objective.name}' distils from the momentum model, which this model lacks",
+                          hint=f"set objectives.{objective.name}.options.distill: false "
+                               "or give the model a momentum copy")
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

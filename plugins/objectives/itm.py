@@ -19,11 +19,10 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from simla_bench.errors import ConfigError
 from simla_bench.interfaces import Objective
 from simla_bench.training.errors import NonFiniteValuesError
 
-from simla_bench.plugins.objectives.common import batch_ids
+from simla_bench.plugins.objectives.common import batch_ids, check_choice
 from simla_bench.plugins.objectives.itc import clamp_temperature
 
 
@@ -61,9 +60,7 @@ class ITM(Objective):
 
     def __init__(self, name: str = "itm", options: Mapping[str, Any] | None = None):
         super().__init__(name, options)
-        if self.options["negatives"] not in ("hard", "random"):
-            raise ConfigError(f"objective '{name}': negatives must be 'hard' or 'random', "
-                              f"got {self.options['negatives']!r}")
+        check_choice(name, self.options, "negatives", ("hard", "random"))
 
     def loss(self, step: Any) -> torch.Tensor:
         model = step.model

@@ -18,7 +18,8 @@ import torch
 from simla_bench.errors import ConfigError, PluginError
 from simla_bench.interfaces import Objective
 
-from simla_bench.plugins.objectives.common import IGNORE_INDEX, distilled_token_loss, mim_logits
+from simla_bench.plugins.objectives.common import (
+    IGNORE_INDEX, check_distill, check_fraction, distilled_token_loss, mim_logits)
 from simla_bench.plugins.objectives.masking import BlockMaskGenerator
 from simla_bench.plugins.objectives.visual_vocab import KMeansCodebook, load_user_tokenizer
 
@@ -79,17 +80,13 @@ class MIM(Objective):
 
     def __init__(self, name: str = "mim", options: Mapping[str, Any] | None = None):
         super().__init__(name, options)
-        if not 0.0 < self.options["mask_ratio"] < 1.0:
-            raise ConfigError(f"objective '{name}': mask_ratio must be in (0, 1), got {self.options['mask_ratio']}")
+        check_fraction(name, self.options, "mask_ratio")
         self.tokenizer: Any = None
         self.masker: BlockMaskGenerator | None = None
 
     # -- setup ------------------------------------------------------------
     def setup(self, model: Any, data: Any) -> None:
-        caps = getattr(model, "capabilities", frozenset())
-        if self.options["distill"] and "momentum" not in caps:
-            raise ConfigError(f"objective '{self.name}' distils from the momentum model, which this model lacks",
-                              hint=f"set objectives.{self.name}.options.distill: false or give the model a momentum copy")
+        check_distill(self, model)
         h, w = _grid(model)
         self.masker = BlockMaskGenerator(h, w, ratio=self.options["mask_ratio"], min_block=self.options["min_block"],
                                          min_aspect=self.options["min_aspect"])

@@ -13,10 +13,10 @@ from typing import Any, Mapping
 
 import torch
 
-from simla_bench.errors import ConfigError
 from simla_bench.interfaces import Objective
 
-from simla_bench.plugins.objectives.common import distilled_token_loss, special_token_ids, vocab_size_of
+from simla_bench.plugins.objectives.common import (
+    check_distill, check_fraction, distilled_token_loss, special_token_ids, vocab_size_of)
 from simla_bench.plugins.objectives.masking import bert_mask
 
 
@@ -32,14 +32,10 @@ class MLM(Objective):
 
     def __init__(self, name: str = "mlm", options: Mapping[str, Any] | None = None):
         super().__init__(name, options)
-        if not 0.0 < self.options["mask_prob"] < 1.0:
-            raise ConfigError(f"objective '{name}': mask_prob must be in (0, 1), got {self.options['mask_prob']}")
+        check_fraction(name, self.options, "mask_prob")
 
     def setup(self, model: Any, data: Any) -> None:
-        caps = getattr(model, "capabilities", frozenset())
-        if self.options["distill"] and "momentum" not in caps:
-            raise ConfigError(f"objective '{self.name}' distils from the momentum model, which this model lacks",
-                              hint=f"set objectives.{self.name}.options.distill: false or give the model a momentum copy")
+        check_distill(self, model)
 
     def loss(self, step: Any) -> torch.Tensor:
         model = step.model

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from simla_bench.errors import ConfigError
 from simla_bench.interfaces import Objective
 
-from simla_bench.plugins.objectives.common import cls_self_attention, concept_logits, special_token_ids, vocab_size_of
+from simla_bench.plugins.objectives.common import (
+    check_choice, cls_self_attention, concept_logits, special_token_ids, vocab_size_of)
 from simla_bench.plugins.objectives.keywords import hard_targets, keyword_vocabulary, select_keyword_positions
 
 
@@ -41,9 +42,7 @@ class PSL(Objective):
 
     def __init__(self, name: str = "psl", options: Mapping[str, Any] | None = None):
         super().__init__(name, options)
-        if self.options["keyword_image"] not in ("momentum", "online"):
-            raise ConfigError(f"objective '{name}': keyword_image must be 'momentum' or 'online', "
-                              f"got {self.options['keyword_image']!r}")
+        check_choice(name, self.options, "keyword_image", ("momentum", "online"))
         if self.options["per_head"] < 1 or self.options["keep"] < 1:
             raise ConfigError(f"objective '{name}': per_head and keep must be >= 1")
         self.keyword_ids: torch.Tensor | None = None
