@@ -21,7 +21,7 @@ import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -233,15 +233,20 @@ def read_grounding_predictions(path: Path) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- NLVR2
+def _nlvr2_lines(path: Path, what: str, hint: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of each non-blank line of an NLVR2 ``what`` file."""
+    if not path.is_file():
+        raise DataError(f"NLVR2 {what} file not found: {path}", hint)
+    for lineno, line in enumerate(read_text_file(path, f"NLVR2 {what} file").split("\n"), 1):
+        if line.strip():
+            yield lineno, line
+
+
 def read_nlvr2_labels(path: Path) -> dict[str, bool]:
     """NLVR2 JSON lines -> {identifier: label} in file order."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"NLVR2 annotations file not found: {path}", "pass dev.json / test1.json")
     out: dict[str, bool] = {}
-    for lineno, line in enumerate(read_text_file(path, "NLVR2 annotations file").split("\n"), 1):
-        if not line.strip():
-            continue
+    for lineno, line in _nlvr2_lines(path, "annotations", "pass dev.json / test1.json"):
         try:
             ex = json.loads(line)
             identifier, label = ex["identifier"], str(ex["label"]).lower()
@@ -263,12 +268,8 @@ def read_nlvr2_labels(path: Path) -> dict[str, bool]:
 def read_nlvr2_predictions(path: Path) -> dict[str, bool]:
     """CSV lines ``identifier,prediction`` (True/False, any case) -> {identifier: bool}."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"NLVR2 predictions file not found: {path}", "check the path")
     out: dict[str, bool] = {}
-    for lineno, line in enumerate(read_text_file(path, "NLVR2 predictions file").split("\n"), 1):
-        if not line.strip():
-            continue
+    for lineno, line in _nlvr2_lines(path, "predictions", "check the path"):
         # Strict on purpose: the official script compares the raw field after
         # the comma, so " True" would silently count as wrong there.
         parts = line.strip().split(",")
