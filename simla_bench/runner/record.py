@@ -11,7 +11,8 @@ The on-disk form is the schema :data:`SCHEMA_VERSION` JSON object, unchanged
 by this model: a record written today and one read back give the same file.
 Records written before 0.4.0 lack ``components`` and ``data_checksums``; they
 still read (those fields are then ``None`` and are left out of the JSON form
-again).  A file that is not a record of this schema (a missing field, a field of
+again).  ``control`` (added in 0.5.0) is present only in the records of a
+control row; records without it read as before.  A file that is not a record of this schema (a missing field, a field of
 the wrong type, an unknown field, another schema, a key that is not its file
 name's) is *corrupt*: :class:`CorruptRecordError` says why in one line.
 
@@ -22,15 +23,16 @@ the JSON form, a plain dict with the same fields.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 #: version of the record (and run directory) layout; a directory of another schema is refused
 SCHEMA_VERSION = 1
 
-#: fields a record written before simla-bench 0.4.0 may lack
-ADDED_IN_SCHEMA_1 = ("components", "data_checksums")
+#: fields added while the schema stayed 1, which a record may lack: ``components`` and
+#: ``data_checksums`` (written before simla-bench 0.4.0), ``control`` (only control rows have it)
+ADDED_IN_SCHEMA_1 = ("components", "data_checksums", "control")
 
 
 class CorruptRecordError(ValueError):
@@ -62,6 +64,9 @@ class CellRecord(BaseModel):
     objectives: list[str] = Field(description="the row's objective names as given")
     objective_config: dict[str, Any] = Field(description="objective name -> `{weight, options}`, resolved")
     data_fraction: float = Field(description="the pretraining data fraction of the row")
+    control: Optional[Literal["none", "shuffled"]] = Field(
+        None, description="`none` (no pretraining) or `shuffled` (pretrained on shuffled pairs) on a control row "
+                          "(`run --controls`); absent on other rows")
     seed: int = Field(description="the cell's seed (pretraining and task)")
     task: str = Field(description="the task's name in the config")
     task_version: str = Field(description="the task's `version`")
