@@ -159,9 +159,14 @@ def normalise_row_objectives(value: Any) -> Any:
     return out
 
 
+#: the control rows ``controls: true`` adds, by kind, with their labels
+CONTROL_ROWS = {"none": "none (control)", "shuffled": "shuffled (control)"}
+
+
 class MatrixRow(_Strict):
     """One row of ``matrix:``: its label, its objectives (names, or names with
-    their own weight/options) and its ``model:`` overrides."""
+    their own weight/options), its ``model:`` overrides, whether its pretraining
+    pairs are shuffled, and whether it is a control row."""
 
     name: str | None = Field(None, min_length=1)
     #: name -> the row's own weight/options, in the order listed (see :func:`normalise_row_objectives`)
@@ -170,6 +175,33 @@ class MatrixRow(_Strict):
     #: split layout next to SIMLA's single stream): ``{options: {...}}``, merged
     #: key by key (the legacy form, options directly under ``model:``, is read too)
     model: dict[str, Any] = Field(default_factory=dict)
+    #: pretrain on pairs whose captions are permuted among the images (a seeded
+    #: derangement: no caption stays with its image): the objectives run, the
+    #: image-text signal is gone (the ``shuffled`` control)
+    shuffle_pairs: bool = False
+    #: a control row, for the report: ``none`` (no objectives: the model as built,
+    #: through the same tasks) or ``shuffled`` (``shuffle_pairs``)
+    control: Literal["none", "shuffled"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shuffled_control_shuffles(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and value.get("control") == "shuffled" and "shuffle_pairs" not in value:
+            return {**value, "shuffle_pairs": True}
+        return value
+
+    @model_validator(mode="after")
+    def _control_consistent(self) -> "MatrixRow":
+        if self.control == "none" and self.objectives:
+            raise ValueError(f"matrix row '{self.label}' is the none control (control: none) but lists objectives; "
+                             "the none control pretrains nothing: write objectives: []")
+        if self.control == "shuffled" and not self.shuffle_pairs:
+            raise ValueError(f"matrix row '{self.label}' is the shuffled control but sets shuffle_pairs: false; "
+                             "drop shuffle_pairs (control: shuffled shuffles the pairs)")
+        if self.shuffle_pairs and not self.objectives:
+            raise ValueError(f"matrix row '{self.label}' shuffles its pretraining pairs but has no objectives; "
+                             "list the objectives to run on the shuffled pairs")
+        return self
 
     @field_validator("model", mode="before")
     @classmethod
@@ -205,6 +237,8 @@ class ExperimentConfig(_Strict):
     tasks: dict[str, TaskConfig] = Field(default_factory=dict)
     matrix: list[MatrixRow] = Field(default_factory=list)
     data_fractions: list[float] = Field(default_factory=list)
+    #: add the control rows after the matrix's (:meth:`rows`): ``none`` and ``shuffled``
+    controls: bool = False
     executor: ExecutorConfig = ExecutorConfig()
 
     @field_validator("objectives", mode="before")
@@ -274,9 +308,37 @@ class ExperimentConfig(_Strict):
     def objective_names(self) -> list[str]:
         return list(self.objectives)
 
+    @model_validator(mode="after")
+    def _controls_possible(self) -> "ExperimentConfig":
+        if not self.controls:
+            return self
+        if self.pretrain.steps == 0:
+            raise ValueError("controls: true compares pretrained rows with the none control, but pretrain.steps is 0 "
+                             "(--no-pretrain): no row pretrains; drop --controls")
+        if not self.objectives and "shuffled" not in {r.control for r in self.matrix}:
+            raise ValueError("controls: true needs the experiment's objectives: (the shuffled control pretrains "
+                             "with them); give objectives: [...] or --objectives")
+        return self
+
     def rows(self) -> list[MatrixRow]:
-        """The matrix rows: the explicit ``matrix`` or the single objective set."""
-        return list(self.matrix) or [MatrixRow(objectives=self.objective_names())]
+        """The matrix rows: the explicit ``matrix`` or the single objective set;
+        with ``controls``, then the control rows the matrix lacks (:meth:`control_rows`)."""
+        rows = list(self.matrix) or [MatrixRow(objectives=self.objective_names())]
+        return rows + (self.control_rows(rows) if self.controls else [])
+
+    def control_rows(self, rows: list[MatrixRow]) -> list[MatrixRow]:
+        """The control rows ``controls: true`` adds to ``rows`` (a kind the rows
+        already have is not added again): ``none (control)``, the experiment's
+        model with no pretraining, and ``shuffled (control)``, the experiment's
+        ``objectives:`` on shuffled pairs.  Both use the experiment's model (no
+        row's ``model:`` overrides) and go through the same tasks."""
+        have = {r.control for r in rows}
+        out = []
+        if "none" not in have:
+            out.append(MatrixRow(name=CONTROL_ROWS["none"], objectives=[], control="none"))
+        if "shuffled" not in have:
+            out.append(MatrixRow(name=CONTROL_ROWS["shuffled"], objectives=self.objective_names(), control="shuffled"))
+        return out
 
 
 def _format_validation_error(source: str, exc: ValidationError) -> str:
@@ -399,7 +461,7 @@ def apply_overrides(cfg: ExperimentConfig, *, objectives: str | None = None, tas
                     data_fractions: str | None = None, steps: int | None = None,
                     device: str | None = None, checkpoint: str | None = None,
                     checkpoint_format: str | None = None, no_pretrain: bool = False,
-                    source: str = "command line") -> ExperimentConfig:
+                    controls: bool | None = None, source: str = "command line") -> ExperimentConfig:
     """Return a new config with CLI flags applied (flags win over the file)."""
     data = cfg.model_dump()
     if objectives is not None:
@@ -429,6 +491,8 @@ def apply_overrides(cfg: ExperimentConfig, *, objectives: str | None = None, tas
             raise ConfigError(f"{source}: --data-fraction must be comma-separated numbers, got '{data_fractions}'") from None
     if steps is not None:
         data["pretrain"]["steps"] = steps
+    if controls is not None:
+        data["controls"] = controls
     if device is not None:
         data["device"] = device
     if checkpoint is not None or checkpoint_format is not None:

@@ -22,6 +22,8 @@ def render_report(records, *, fmt: str = "rich", detail: bool = False, baseline:
     board = leaderboard.build(records, detail=detail, baseline=baseline, n_boot=n_boot, sort=sort)
     if fmt == "rich" and out is None:
         console.print(export.to_rich(board, title=title or "simla-bench leaderboard"))
+        if (table := export.rich_sensitivity(board)) is not None:
+            console.print(table)
     else:
         text = export.render(board, "markdown" if fmt == "rich" else fmt)
         if out:
@@ -39,7 +41,8 @@ def render_report(records, *, fmt: str = "rich", detail: bool = False, baseline:
 
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, type=click.Path(file_okay=False))
-@click.option("--detail", is_flag=True, help="Show every metric of every task, not only the primary one.")
+@click.option("--detail", is_flag=True, help="Show every metric of every task, not only the primary one, and "
+              "(with control rows, run --controls) each column's best row vs the controls, p and MDE.")
 @click.option("--baseline", metavar="ROW", help="Row (label or objective set, e.g. itc) to compare against.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="rich", show_default=True,
               help="Table format (rich for the terminal).")
@@ -57,6 +60,7 @@ def report_command(run_dirs, detail, baseline, fmt, out, plot_path, n_boot, sort
     Examples:
       simla-bench report runs/default
       simla-bench report runs/ablation --baseline itc --detail
+      simla-bench report runs/controls --detail          # per-column sensitivity (run --controls)
       simla-bench report runs/ablation --sort retrieval
       simla-bench report runs/a runs/b --format latex --out table.tex --plot matrix.png
     """

@@ -15,7 +15,7 @@ from simla_bench.cli.common import err_console, warn_plugin_problems, writable_d
 
 
 def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device,
-              checkpoint=None, checkpoint_format=None, no_pretrain=False):
+              checkpoint=None, checkpoint_format=None, no_pretrain=False, controls=None):
     from simla_bench.config import CONFIG_DIR, apply_overrides, load_config, load_yaml, parse_config
     from simla_bench.errors import ConfigError
 
@@ -35,7 +35,7 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
         cfg = parse_config(data, str(mpath))
     return apply_overrides(cfg, objectives=objectives, tasks=tasks, seeds=seeds, out=out, world=world,
                            data_fractions=data_fraction, steps=steps, device=device, checkpoint=checkpoint,
-                           checkpoint_format=checkpoint_format, no_pretrain=no_pretrain)
+                           checkpoint_format=checkpoint_format, no_pretrain=no_pretrain, controls=controls)
 
 
 @click.command("run")
@@ -57,6 +57,11 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
               help="Key layout of --checkpoint (default auto: detected from its keys).")
 @click.option("--no-pretrain", is_flag=True,
               help="Evaluate the model as built/loaded: pretrain.steps 0 and one row named after the checkpoint.")
+@click.option("--controls/--no-controls", default=None,
+              help="Add the control rows (default: the config's controls:, off): 'none (control)', the model "
+                   "with no pretraining, and 'shuffled (control)', the experiment's objectives on pairs whose "
+                   "captions are shuffled among the images; the report then marks the columns whose best row "
+                   "does not beat 'none' beyond noise.")
 @click.option("--force", is_flag=True, help="Recompute every row's cells (and pretraining) even if finished.")
 @click.option("--force-row", "force_rows", metavar="ROW", multiple=True,
               help="Recompute only this row's cells and pretraining (its label as the leaderboard shows it); "
@@ -71,7 +76,8 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
               help="Run under torchrun with N processes on this machine (gloo on CPU, NCCL on GPUs); "
                    "rank 0 writes the results.")
 def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_file, data_fraction, steps, device,
-                checkpoint, checkpoint_format, no_pretrain, force, force_rows, quiet, log_jsonl, baseline, executor, nproc_per_node):
+                checkpoint, checkpoint_format, no_pretrain, controls, force, force_rows, quiet, log_jsonl, baseline, executor,
+                nproc_per_node):
     """Pretrain each objective set, score it on every task, print the leaderboard.
 
     With no options this runs configs/default.yaml on the built-in world
@@ -83,6 +89,7 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
       simla-bench run
       simla-bench run --objectives itc,xmm,psl --world tiny --steps 50
       simla-bench run --ablate --seeds 0,1,2 --baseline itc
+      simla-bench run --ablate --seeds 0,1,2 --controls
       simla-bench run --ablate --force-row itc --force-row "itm+itc"
       simla-bench run --objectives itc,itm --data-fraction 0.1,0.25,1.0
       simla-bench run --ablate --executor slurm --config my_cluster.yaml
@@ -102,7 +109,7 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
     from simla_bench.runner.progress import make_progress
 
     cfg = _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device,
-                    checkpoint, checkpoint_format, no_pretrain)
+                    checkpoint, checkpoint_format, no_pretrain, controls)
     # before any work: a device this machine lacks (jobs of another machine: the name only), an output
     # path that cannot be written
     check_device(cfg.device, available=(executor or cfg.executor.kind) != "slurm")
@@ -146,6 +153,8 @@ def torchrun_argv(nproc: int, ctx: click.Context) -> list[str]:
         if param.is_flag:
             if value:
                 args.append(param.opts[0])
+            elif value is not None and param.secondary_opts:  # --no-controls: an explicit off
+                args.append(param.secondary_opts[0])
         elif param.multiple:
             for item in value or ():
                 args += [param.opts[0], str(item)]

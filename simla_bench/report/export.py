@@ -4,6 +4,13 @@ table for the terminal, and Markdown, CSV, JSON or LaTeX text for files.
 Cell text: ``mean ± std`` (``± std`` only with more than one seed), then
 against the baseline ``(+delta)`` with ``*`` where the paired bootstrap says
 p < alpha.  The best value of each column is bold.
+
+Sensitivity (:mod:`simla_bench.report.sensitivity`): a column whose best row
+does not beat the ``none`` control beyond noise gets ``†`` on its header and
+one footnote line under the table (rich caption, Markdown, a LaTeX row under
+the rule); CSV and JSON carry the figures as fields; without a ``none`` row
+the table says so in one line.  With ``detail`` the rich and Markdown tables
+are followed by the per-column sensitivity table (:func:`sensitivity_rows`).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import json
 from typing import Any
 
 from simla_bench.report.leaderboard import Column, Leaderboard, RowInfo, Stat
+from simla_bench.report.sensitivity import MARK, p_text
 
 FORMATS = ("markdown", "csv", "json", "latex")
 
@@ -37,13 +45,80 @@ def legend(board: Leaderboard) -> str:
     return "; ".join(parts)
 
 
-def _header(col: Column) -> str:
+def _header(col: Column, board: Leaderboard | None = None) -> str:
     arrow = "↑" if col.direction == "higher" else "↓"
-    return f"{col.title} {arrow}"
+    return f"{col.title} {arrow}" + (f" {MARK}" if _marked(board, col) else "")
+
+
+# ------------------------------------------------------------ sensitivity (controls, marks, MDE)
+def _marked(board: Leaderboard | None, col: Column) -> bool:
+    return bool(board is not None and board.sensitivity is not None and board.sensitivity.marked(col))
+
+
+def sensitivity_lines(board: Leaderboard) -> list[str]:
+    """The lines under the table: one per marked column, or the "no controls" line."""
+    return board.sensitivity.lines() if board.sensitivity is not None else []
+
+
+def _num(value: float | None, fmt: str = ".2f") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _vs(cmp) -> str:
+    """A control's mean, and the best row's difference from it with its p-value."""
+    if cmp is None:
+        return "–"
+    p = "" if cmp.p_value is None else f", {p_text(cmp.p_value)}"
+    return f"{cmp.mean:.2f} ({cmp.diff:+.2f}{p})"
+
+
+SENSITIVITY_HEAD = ["column", "best row", "best", "none (best − none, p)", "shuffled (best − shuffled, p)", "MDE",
+                    "seeds", "seed std", "separates"]
+
+
+def sensitivity_rows(board: Leaderboard) -> list[list[str]]:
+    """The ``--detail`` table: per task, the best row against the controls and the MDE."""
+    if board.sensitivity is None or not board.sensitivity.has_controls:
+        return []
+    out = []
+    for s in board.sensitivity.columns.values():
+        none = s.none
+        out.append([f"{s.task} {s.metric}", s.best_row, f"{s.best:.2f}", _vs(none), _vs(s.shuffled), _num(s.mde),
+                    str(s.n_seeds), f"{s.seed_std:.2f}" if s.seed_std_rows else "unknown (1 seed)",
+                    "–" if s.separates is None else ("yes" if s.separates else f"no {MARK}")])
+    return out
+
+
+def _markdown_sensitivity(board: Leaderboard) -> str:
+    rows = sensitivity_rows(board)
+    if not board.detail or not rows:
+        return ""
+    lines = ["| " + " | ".join(SENSITIVITY_HEAD) + " |",
+             "|" + "|".join(["---", "---"] + ["---:"] * (len(SENSITIVITY_HEAD) - 2)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\ncolumn sensitivity (best non-control row vs the controls; MDE at 80% power, two-sided 5%):\n\n" + \
+        "\n".join(lines) + "\n"
+
+
+def rich_sensitivity(board: Leaderboard):
+    """The ``--detail`` sensitivity table for the terminal (None when there is nothing to show)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = sensitivity_rows(board)
+    if not board.detail or not rows:
+        return None
+    table = Table(title="column sensitivity", caption="best non-control row vs the controls; MDE = minimum "
+                  "detectable effect at 80% power, two-sided 5% (docs/results.md)")
+    for i, head in enumerate(SENSITIVITY_HEAD):
+        table.add_column(head, justify="left" if i < 2 else "right")
+    for r in rows:
+        table.add_row(*[escape(x) for x in r])
+    return table
 
 
 def to_markdown(board: Leaderboard) -> str:
-    head = ["objectives"] + [_header(c) for c in board.columns]
+    head = ["objectives"] + [_header(c, board) for c in board.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(board.columns)) + "|"]
     for row in board.rows:
         cells = [row.label + (" (baseline)" if board.baseline and row.row_key == board.baseline.row_key else "")]
@@ -52,7 +127,8 @@ def to_markdown(board: Leaderboard) -> str:
             text = cell_text(stat)
             cells.append(f"**{text}**" if stat is not None and stat.best else text)
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + legend(board) + "\n"
+    notes = "".join(line + "\n" for line in sensitivity_lines(board))
+    return "\n".join(lines) + "\n\n" + legend(board) + "\n" + notes + _markdown_sensitivity(board)
 
 
 def to_rich(board: Leaderboard, title: str = "simla-bench leaderboard"):
@@ -60,10 +136,10 @@ def to_rich(board: Leaderboard, title: str = "simla-bench leaderboard"):
     from rich.table import Table
 
     # labels, the title (a run path) and the legend are shown verbatim, not read as rich markup
-    table = Table(title=escape(title), caption=escape(legend(board)))
+    table = Table(title=escape(title), caption=escape("\n".join([legend(board), *sensitivity_lines(board)])))
     table.add_column("objectives", style="bold cyan")
     for col in board.columns:
-        table.add_column(_header(col), justify="right")
+        table.add_column(escape(_header(col, board)), justify="right")
     for row in board.rows:
         cells = [escape(row.label) + (" (baseline)" if board.baseline and row.row_key == board.baseline.row_key else "")]
         for col in board.columns:
@@ -86,13 +162,24 @@ def to_csv(board: Leaderboard) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["row", "objectives", "data_fraction", "task", "metric", "primary", "direction", "mean", "std", "n",
-                "best", "delta", "p_value", "significant"])
+                "best", "delta", "p_value", "significant", *_CSV_SENSITIVITY])
     for row, col, s in _long_rows(board):
         w.writerow([row.label, ",".join(row.objectives), f"{row.data_fraction:g}", col.task, col.metric, int(col.primary),
                     col.direction, f"{s.mean:.6g}", f"{s.std:.6g}", s.n, int(s.best),
                     "" if s.delta is None else f"{s.delta:.6g}", "" if s.p_value is None else f"{s.p_value:.6g}",
-                    int(s.significant)])
+                    int(s.significant), *_csv_sensitivity(board, row, col)])
     return buf.getvalue()
+
+
+#: per row its control kind; per primary column whether it separates from ``none`` (empty: no
+#: controls) and its MDE (the same on every row of the column)
+_CSV_SENSITIVITY = ["control", "column_separates", "column_mde"]
+
+
+def _csv_sensitivity(board: Leaderboard, row: RowInfo, col: Column) -> list[str]:
+    sens = board.sensitivity.columns.get(col.task) if board.sensitivity is not None and col.primary else None
+    separates = "" if sens is None or sens.separates is None else str(int(sens.separates))
+    return [row.control or "", separates, "" if sens is None or sens.mde is None else f"{sens.mde:.6g}"]
 
 
 def to_json_data(board: Leaderboard) -> list[dict[str, Any]]:
@@ -108,8 +195,11 @@ def to_json_data(board: Leaderboard) -> list[dict[str, Any]]:
             if s.delta is not None:
                 entry.update(delta=s.delta, p_value=s.p_value, significant=s.significant)
             tasks.setdefault(col.task, {})[col.metric] = entry
+        if board.sensitivity is not None:
+            for task, entries in tasks.items():
+                entries["sensitivity"] = board.sensitivity.task_json(task)
         out.append({"row": row.label, "row_key": row.row_key, "objectives": list(row.objectives),
-                    "data_fraction": row.data_fraction,
+                    "data_fraction": row.data_fraction, "control": row.control,
                     "baseline": bool(board.baseline and row.row_key == board.baseline.row_key), "tasks": tasks})
     return out
 
@@ -129,7 +219,7 @@ def latex_escape(text: str) -> str:
 def to_latex(board: Leaderboard) -> str:
     cols = "l" + "r" * len(board.columns)
     head = ["Objectives"] + [latex_escape(c.title) + (r" $\uparrow$" if c.direction == "higher" else r" $\downarrow$")
-                             for c in board.columns]
+                             + (r"$^\dagger$" if _marked(board, c) else "") for c in board.columns]
     lines = [r"\begin{tabular}{" + cols + "}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     for row in board.rows:
         cells = [latex_escape(row.label)]
@@ -138,8 +228,15 @@ def to_latex(board: Leaderboard) -> str:
             text = cell_text(s, pm=r"$\pm$").replace("–", "--")  # numbers only: nothing to escape
             cells.append(r"\textbf{" + text + "}" if s is not None and s.best else text)
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", "% " + legend(board)]
+    lines += [r"\bottomrule", *_latex_notes(board, len(board.columns) + 1), r"\end{tabular}", "% " + legend(board)]
     return "\n".join(lines) + "\n"
+
+
+def _latex_notes(board: Leaderboard, ncols: int) -> list[str]:
+    """The sensitivity lines as full-width footnote rows under the rule."""
+    return [r"\multicolumn{" + str(ncols) + r"}{l}{\footnotesize "
+            + latex_escape(line).replace("<", "$<$").replace(MARK, r"$^\dagger$").replace("–", "--").replace("—", "---") + r"} \\"
+            for line in sensitivity_lines(board)]
 
 
 def render(board: Leaderboard, fmt: str) -> str:

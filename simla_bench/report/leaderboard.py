@@ -1,7 +1,10 @@
 """The leaderboard model: rows = objective sets (x data fraction), columns =
 each task's primary metric (or every metric with ``detail``), each cell the
 mean ± std over seeds, the best per column, and against a baseline row the
-delta and a paired-bootstrap significance mark.
+delta and a paired-bootstrap significance mark, and per task whether the
+column can tell rows apart at all (:mod:`simla_bench.report.sensitivity`:
+the best row against the ``none``/``shuffled`` control rows, and the minimum
+detectable effect).
 
 Rows come in the order of the records (the run's config order, see
 :mod:`simla_bench.report.records`); ``sort`` (``report --sort TASK``) orders
@@ -19,12 +22,10 @@ import difflib
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Iterable
-
-import numpy as np
 
 from simla_bench.errors import UserError
-from simla_bench.report.bootstrap import paired_bootstrap
+from simla_bench.report.bootstrap import compare_rows, per_example_by_seed
+from simla_bench.report.sensitivity import Sensitivity, assess
 
 
 class UnknownBaselineError(UserError):
@@ -37,6 +38,7 @@ class RowInfo:
     label: str
     objectives: tuple[str, ...]
     data_fraction: float
+    control: str | None = None  # "none" / "shuffled" on a control row (``run --controls``)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class Leaderboard:
     n_boot: int = 0
     alpha: float = 0.05
     seeds: list[int] = field(default_factory=list)
+    #: per task: can the column tell rows apart (best row vs the controls, MDE); :mod:`.sensitivity`
+    sensitivity: Sensitivity | None = None
+    #: built with ``detail`` (every metric; the renderers add the per-column sensitivity table)
+    detail: bool = False
 
     def stat(self, row: RowInfo, col: Column) -> Stat | None:
         return self.cells.get((row.row_key, col))
@@ -86,12 +92,14 @@ def _rows(records: list[dict]) -> list[RowInfo]:
     rows: dict[str, RowInfo] = {}
     for r in records:
         if r["row_key"] not in rows:
-            rows[r["row_key"]] = RowInfo(r["row_key"], r["row"], tuple(r["objectives"]), float(r.get("data_fraction", 1.0)))
+            rows[r["row_key"]] = RowInfo(r["row_key"], r["row"], tuple(r["objectives"]),
+                                         float(r.get("data_fraction", 1.0)), r.get("control"))
     labels = [r.label for r in rows.values()]
     out = []
     for row in rows.values():  # same label, different config: tell them apart
         if labels.count(row.label) > 1:
-            row = RowInfo(row.row_key, f"{row.label} [{row.row_key[:6]}]", row.objectives, row.data_fraction)
+            row = RowInfo(row.row_key, f"{row.label} [{row.row_key[:6]}]", row.objectives, row.data_fraction,
+                          row.control)
         out.append(row)
     return out
 
@@ -135,10 +143,6 @@ def _sort_rows(rows: list[RowInfo], columns: list[Column], cells: dict, sort: st
         [r for r in rows if (r.row_key, col) not in cells]
 
 
-def _per_example(records: Iterable[dict], metric: str) -> dict[int, np.ndarray]:
-    return {r["seed"]: np.asarray(r["per_example"][metric], dtype=float) for r in records if metric in r.get("per_example", {})}
-
-
 def build(records: list[dict], detail: bool = False, baseline: str | None = None, n_boot: int = 2000,
           boot_seed: int = 0, alpha: float = 0.05, sort: str | None = None) -> Leaderboard:
     """The leaderboard of ``records``, rows in record order (or by ``sort``, a column)."""
@@ -170,21 +174,21 @@ def build(records: list[dict], detail: bool = False, baseline: str | None = None
             b = cells.get((base.row_key, col))
             if b is None:
                 continue
-            b_ex = _per_example(by.get((base.row_key, col.task), []), col.metric)
+            b_ex = per_example_by_seed(by.get((base.row_key, col.task), []), col.metric)
             for row in rows:
                 s = cells.get((row.row_key, col))
                 if s is None or row.row_key == base.row_key:
                     continue
                 s.delta = s.mean - b.mean
-                r_ex = _per_example(by.get((row.row_key, col.task), []), col.metric)
-                seeds = sorted(set(b_ex) & set(r_ex))
-                if not seeds or any(len(b_ex[k]) != len(r_ex[k]) for k in seeds):
+                r_ex = per_example_by_seed(by.get((row.row_key, col.task), []), col.metric)
+                compared = compare_rows(r_ex, b_ex, n_boot=n_boot, seed=boot_seed)
+                if compared is None:
                     continue
-                res = paired_bootstrap(np.mean([r_ex[k] for k in seeds], axis=0), np.mean([b_ex[k] for k in seeds], axis=0),
-                                       n_boot=n_boot, seed=boot_seed)
-                s.p_value = res.p_value
-                s.significant = res.significant(alpha)
+                s.p_value = compared.result.p_value
+                s.significant = compared.result.significant(alpha)
     seeds = sorted({r["seed"] for r in records})
+    sensitivity = assess(rows, [c for c in columns if c.primary], cells, by, n_boot=n_boot, boot_seed=boot_seed,
+                         alpha=alpha)
     if sort:
         rows = _sort_rows(rows, columns, cells, sort)
-    return Leaderboard(rows, columns, cells, base, n_boot if base else 0, alpha, seeds)
+    return Leaderboard(rows, columns, cells, base, n_boot if base else 0, alpha, seeds, sensitivity, detail)

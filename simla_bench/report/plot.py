@@ -4,6 +4,10 @@ Top panel: grouped bars, one group per task (its primary metric), one bar per
 row, error bars = std over seeds.  When the run swept the pretraining data
 fraction, one more panel per task draws the data-efficiency curve: primary
 metric against data fraction, one line per objective set.
+
+Sensitivity: the bars of a column whose best row does not beat the ``none``
+control beyond noise are hatched and its name gets ``†``; the footnote lines
+(or the "no controls" line) are printed under the figure.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simla_bench.report.leaderboard import Leaderboard
+from simla_bench.report.sensitivity import MARK
 
 
 def _sweep(board: Leaderboard) -> bool:
@@ -29,7 +34,9 @@ def plot(board: Leaderboard, path: str | Path) -> Path:
     cols = [c for c in board.columns if c.primary]
     sweep = _sweep(board)
     ncurve = len(cols) if sweep else 0
-    fig = plt.figure(figsize=(max(6.0, 1.2 * len(cols) * max(1, len(board.rows)) ** 0.5 + 3), 4.5 + (3.5 if sweep else 0)))
+    notes = board.sensitivity.lines() if board.sensitivity is not None else []
+    fig = plt.figure(figsize=(max(6.0, 1.2 * len(cols) * max(1, len(board.rows)) ** 0.5 + 3),
+                              4.5 + (3.5 if sweep else 0) + 0.25 * len(notes)))
     grid = fig.add_gridspec(2 if sweep else 1, max(1, ncurve))
     ax = fig.add_subplot(grid[0, :])
     width = 0.8 / max(1, len(board.rows))
@@ -38,8 +45,9 @@ def plot(board: Leaderboard, path: str | Path) -> Path:
         stats = [board.stat(row, c) for c in cols]
         means = [s.mean if s else np.nan for s in stats]
         stds = [s.std if s else 0.0 for s in stats]
-        ax.bar(x + (i - (len(board.rows) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=row.label)
-    ax.set_xticks(x, [c.title for c in cols], rotation=10)
+        bars = ax.bar(x + (i - (len(board.rows) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=row.label)
+        _hatch_marked(board, cols, bars)
+    ax.set_xticks(x, [c.title + (f" {MARK}" if _marked(board, c) else "") for c in cols], rotation=10)
     ax.set_ylabel("score (mean over seeds)")
     ax.set_title("simla-bench leaderboard")
     ax.legend(fontsize="small", ncols=2 if len(board.rows) > 4 else 1)
@@ -62,7 +70,22 @@ def plot(board: Leaderboard, path: str | Path) -> Path:
             if j == 0:
                 cax.set_ylabel("score")
                 cax.legend(fontsize="x-small")
-    fig.tight_layout()
+    if notes:
+        fig.text(0.01, 0.01, "\n".join(notes), fontsize="x-small", ha="left", va="bottom", wrap=True)
+        fig.tight_layout(rect=(0, 0.3 * len(notes) / fig.get_figheight() + 0.02, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _marked(board: Leaderboard, col) -> bool:
+    return board.sensitivity is not None and board.sensitivity.marked(col)
+
+
+def _hatch_marked(board: Leaderboard, cols, bars) -> None:
+    """Hatch a row's bars in the columns that cannot tell rows apart."""
+    for bar, col in zip(bars.patches, cols):
+        if _marked(board, col):
+            bar.set_hatch("//")

@@ -52,6 +52,7 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
     warnings: list[str] = []
     row_order: list[str] = []
     row_labels: dict[str, str] = {}  # row key -> its label in the latest run that ran it
+    row_controls: dict[str, str] = {}  # row key -> "none"/"shuffled" where a run made it a control row
     task_order: list[str] = []
     duplicates = 0
     finished: dict[str, int] = {}  # record key -> when its file was written
@@ -66,6 +67,8 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
                 row_order.append(row["row_key"])
                 if row.get("row"):
                     row_labels[row["row_key"]] = row["row"]
+                if row.get("control"):
+                    row_controls[row["row_key"]] = row["control"]
         for cell in manifest.get("cells", []):
             if cell.get("task") and cell["task"] not in task_order:
                 task_order.append(cell["task"])
@@ -80,6 +83,8 @@ def load_run_dirs(paths: Iterable[str | Path]) -> LoadedRecords:
                 continue
             if record.row_key in row_labels:  # a renamed row shows its current name
                 record.row = row_labels[record.row_key]
+            if record.row_key in row_controls:  # a reused cell of a control row is a control's
+                record.control = row_controls[record.row_key]
             seen[key] = record
             try:  # written atomically: the file's time is when the cell finished
                 finished[key] = Path(file).stat().st_mtime_ns

@@ -1,8 +1,10 @@
 """Expanding an experiment into the matrix, and checking it before any work.
 
 A *row* is one objective set (with weights and options) at one pretraining
-data fraction, with the row's own ``model:`` overrides if it has any; a *cell*
-is (row, seed, task).  A row's objectives are resolved here: the weight and
+data fraction, with the row's own ``model:`` overrides if it has any (and
+``shuffle_pairs``: its pairs shuffled); a *cell* is (row, seed, task).  A row
+without objectives (the ``none`` control) pretrains nothing: it is made once,
+at data fraction 1 whatever the sweep, since no pretraining data reaches it.  A row's objectives are resolved here: the weight and
 options a matrix row gives an objective, over the experiment's ``objectives:``
 entry for it (:func:`row_objectives`).  Rows whose resolved objectives (names,
 weights and options; order does not matter), data fraction and model
@@ -16,11 +18,14 @@ rows would share gets the settings that tell them apart appended, e.g.
 The checks here turn bad input into one-line :class:`UserError`s before any
 data is generated: unknown objective/task names (with did-you-mean), bad
 options, an empty objective set, and (once a model exists)
-capabilities that an objective or task needs but the configured model lacks.
+capabilities that an objective needs but the configured model lacks.  A task
+whose needs a row's model lacks is no error: its cells on that row are ``n/a``
+(:func:`check_capabilities` says which, and why).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -44,6 +49,10 @@ class Row:
     #: the resolved objectives ``{name: {weight, options}}`` as canonical JSON ("" = the
     #: experiment's ``objectives:`` entries, for rows made by hand)
     objective_json: str = ""
+    #: pretraining captions deranged among the images (``MatrixRow.shuffle_pairs``)
+    shuffle_pairs: bool = False
+    #: ``none`` / ``shuffled`` for a control row ("" otherwise): for the records and the report
+    control: str = ""
 
     @property
     def model_overrides(self) -> dict[str, Any]:
@@ -58,9 +67,10 @@ class Row:
         return frozenset(self.objectives)
 
     @property
-    def identity(self) -> tuple[str, float, str]:
-        """What makes two rows the same computation (not their labels)."""
-        return (self.objective_json or ",".join(sorted(self.objectives)), self.data_fraction, self.model_json)
+    def identity(self) -> tuple[str, float, str, bool]:
+        """What makes two rows the same computation (not their labels, nor ``control``)."""
+        return (self.objective_json or ",".join(sorted(self.objectives)), self.data_fraction, self.model_json,
+                self.shuffle_pairs)
 
 
 @dataclass(frozen=True)
@@ -106,25 +116,28 @@ def expand(cfg: ExperimentConfig) -> Matrix:
     notes: list[str] = []
     for mrow in cfg.rows():
         objectives = tuple(mrow.objectives)
-        if not objectives and not evaluate_only:
-            raise ConfigError(f"matrix row '{mrow.label}' has no objectives", hint="list at least one objective, e.g. [itc]")
+        if not objectives and not evaluate_only and mrow.control != "none":
+            raise ConfigError(f"matrix row '{mrow.label}' has no objectives",
+                              hint="list at least one objective, e.g. [itc] (a row that pretrains nothing on "
+                                   "purpose is the none control: control: none)")
         resolved = row_objectives(cfg, mrow)
-        key = (_canonical(resolved), model_key(mrow.model))
+        key = (_canonical(resolved), model_key(mrow.model), mrow.shuffle_pairs)
         if key in distinct:
             old = distinct[key]
             notes.append(f"row '{mrow.label}' is the same objectives and model as '{' = '.join(old['labels'])}'; "
                          "it is run once")
             old["labels"].append(mrow.label)
             old["named"] = old["named"] or mrow.name is not None
+            old["control"] = old["control"] or mrow.control or ""
         else:
             distinct[key] = {"labels": [mrow.label], "named": mrow.name is not None, "objectives": objectives,
-                             "objective_json": key[0], "model_json": key[1],
-                             "settings": _row_settings(cfg, mrow, resolved)}
+                             "objective_json": key[0], "model_json": key[1], "shuffle_pairs": mrow.shuffle_pairs,
+                             "control": mrow.control or "", "settings": _row_settings(cfg, mrow, resolved)}
     entries = list(distinct.values())
     _distinct_labels(entries)
-    rows = [Row(tuple(label + _fraction_suffix(f, fractions) for label in e["labels"]), e["objectives"], float(f),
-                e["model_json"], e["objective_json"])
-            for e in entries for f in fractions]
+    rows = [Row(tuple(label + _fraction_suffix(f, fracs) for label in e["labels"]), e["objectives"], float(f),
+                e["model_json"], e["objective_json"], e["shuffle_pairs"], e["control"])
+            for e in entries for fracs in [fractions if e["objectives"] else [1.0]] for f in fracs]
     return Matrix(rows, list(dict.fromkeys(cfg.seeds)), list(cfg.tasks), notes)
 
 
@@ -174,6 +187,8 @@ def _row_settings(cfg: ExperimentConfig, mrow: MatrixRow, resolved: Mapping[str,
     """What a row sets beyond its objective names, flattened (``layout=split``,
     ``wpa.mode=ot``, ``itm.weight=0.5``): the label suffix that tells rows apart."""
     settings = _flat("", dict(mrow.model.get("options") or {}))
+    if mrow.shuffle_pairs:
+        settings["shuffle_pairs"] = "true"
     for name in sorted(mrow.objectives):
         own = mrow.objectives[name]
         if own.weight is not None:
@@ -267,21 +282,22 @@ def merge_equivalent(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
     compute the same, so they are one row (in place; after :func:`check_names`)."""
     from simla_bench.assemble import model_recipe
 
-    def full_identity(row: Row) -> tuple[str, float, str]:
+    def full_identity(row: Row) -> tuple[str, float, str, bool]:
         objectives = {name: {"weight": spec["weight"],
                              "options": registry.load("objective", name)(name, spec["options"]).options}
                       for name, spec in resolve_objectives(cfg, row).items()}
         model = model_recipe(cfg.with_model(row.model_overrides).model, registry)
-        return (_canonical(objectives), row.data_fraction, _canonical({"name": model.name, "options": model.options}))
+        return (_canonical(objectives), row.data_fraction, _canonical({"name": model.name, "options": model.options}),
+                row.shuffle_pairs)
 
-    merged: dict[tuple[str, float, str], Row] = {}
+    merged: dict[tuple[str, float, str, bool], Row] = {}
     for row in matrix.rows:
         key = full_identity(row)
         if key in merged:
             first = merged[key]
             matrix.notes.append(f"row '{row.label}' only spells out defaults of '{first.label}'; it is run once")
-            merged[key] = Row(first.labels + row.labels, first.objectives, first.data_fraction, first.model_json,
-                              first.objective_json)
+            merged[key] = dataclasses.replace(first, labels=first.labels + row.labels,
+                                              control=first.control or row.control)
         else:
             merged[key] = row
     matrix.rows = list(merged.values())
@@ -300,23 +316,29 @@ def _providers(registry, capability: str) -> list[str]:
     return found
 
 
-def check_capabilities(cfg: ExperimentConfig, matrix: Matrix, registry, capabilities: Iterable[str]) -> None:
-    """Refuse objectives/tasks whose ``needs`` the configured model lacks (the gaps and
-    the hint text come from :mod:`simla_bench.training.needs`, as the trainer's own check)."""
+def check_capabilities(cfg: ExperimentConfig, matrix: Matrix, registry,
+                       capabilities: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Refuse objectives whose ``needs`` the configured model lacks; return the tasks it
+    cannot serve, ``{task: {"model", "missing", "hint"}}``: their cells on these rows are
+    ``n/a`` (the gaps and the hint text come from :mod:`simla_bench.training.needs`, as
+    the trainer's own check; a task's needs are its instance's, with the config's options)."""
     from simla_bench.assemble import model_recipe
     from simla_bench.training.needs import how_to_get, missing_needs
 
     have = frozenset(capabilities)
     recipe = model_recipe(cfg.model, registry)
-    for kind, names in (("objective", sorted({o for r in matrix.rows for o in r.objectives})), ("task", matrix.tasks)):
-        gaps = missing_needs({name: registry.load(kind, name) for name in names}, have)
-        for name, missing in gaps.items():
-            cap = missing[0]
-            providers = [p for p in _providers(registry, cap) if p != name]
-            hint = f"the {recipe.describe()} has {', '.join(sorted(have)) or 'none'}"
-            if cap in recipe.capability_hints:
-                hint += f"; {how_to_get([cap], recipe.capability_hints)}"
-            if providers:
-                hint += f"; objectives that train '{cap}': {', '.join(providers)}"
-            raise CapabilityError(f"{kind} '{name}' needs the model capability '{cap}', which is missing", hint=hint)
+    objectives = sorted({o for r in matrix.rows for o in r.objectives})
+    for name, missing in missing_needs({name: registry.load("objective", name) for name in objectives}, have).items():
+        cap = missing[0]
+        providers = [p for p in _providers(registry, cap) if p != name]
+        hint = f"the {recipe.describe()} has {', '.join(sorted(have)) or 'none'}"
+        if cap in recipe.capability_hints:
+            hint += f"; {how_to_get([cap], recipe.capability_hints)}"
+        if providers:
+            hint += f"; objectives that train '{cap}': {', '.join(providers)}"
+        raise CapabilityError(f"objective '{name}' needs the model capability '{cap}', which is missing", hint=hint)
+    tasks = {name: registry.load("task", name)(name, cfg.tasks[name].options) for name in matrix.tasks}
+    return {name: {"model": recipe.name, "missing": missing,
+                   "hint": how_to_get(missing, recipe.capability_hints)}
+            for name, missing in missing_needs(tasks, have).items()}
 

@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 def run_group_job(cfg_data: Mapping[str, Any], run_dir: str, objectives: Sequence[str], fraction: float, seed: int,
                   pipeline: Any = None, setup: Callable[[], None] | None = None,
-                  model_json: str = "", objective_json: str = "") -> dict[str, Any]:
+                  model_json: str = "", objective_json: str = "", shuffle_pairs: bool = False,
+                  control: str = "") -> dict[str, Any]:
     """The job body: run one (row, seed) of the matrix into ``run_dir``."""
     from simla_bench.config import parse_config
     from simla_bench.registry import get_registry
@@ -32,7 +33,8 @@ def run_group_job(cfg_data: Mapping[str, Any], run_dir: str, objectives: Sequenc
     if setup is not None:
         setup()
     cfg = parse_config(dict(cfg_data), "submitted config")
-    row = Row((",".join(objectives),), tuple(objectives), float(fraction), model_json, objective_json)
+    row = Row((",".join(objectives),), tuple(objectives), float(fraction), model_json, objective_json, shuffle_pairs,
+              control)
     runner = MatrixRunner(cfg, get_registry(), pipeline or get_pipeline(), run_dir, progress=PlainProgress(),
                           rows=[row], seeds=[seed], notify_run=False)
     result = runner.run()
@@ -67,7 +69,8 @@ class SubmititExecutor:
         folder = Path(run_dir) / "submitit"
         ex = self._executor(folder)
         jobs = [ex.submit(run_group_job, dict(cfg_data), str(run_dir), list(row.objectives), row.data_fraction, seed,
-                          self.pipeline, self.setup, row.model_json, row.objective_json) for row, seed in groups]
+                          self.pipeline, self.setup, row.model_json, row.objective_json, row.shuffle_pairs,
+                          row.control) for row, seed in groups]
         progress.info(f"submitted {len(jobs)} {self.kind} job(s): {', '.join(str(j.job_id) for j in jobs)}; "
                       f"logs under {folder}")
         failures: list[str] = []

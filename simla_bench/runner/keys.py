@@ -10,7 +10,9 @@ covers"):
   identity), the pretraining schedule (with the row's data fraction), each
   objective's weight, resolved options and component identity (as a set:
   order does not matter), the pretraining dataset's source, resolved options,
-  component identity and data checksum, the seed, and the simla-bench version;
+  component identity and data checksum, whether the pairs are shuffled
+  (``shuffle_pairs: true``, only when they are), the seed, and the simla-bench
+  version;
 * cell key: the pretraining key plus the task name, version, resolved options
   and component identity, and the task dataset's source, resolved options,
   component identity and data checksum.
@@ -218,15 +220,20 @@ def dataset_part(registry: Any, source: Any, source_name: str) -> dict[str, Any]
 
 def pretrain_key_parts(cfg_dump: Mapping[str, Any], model: Mapping[str, Any],
                        objectives: Mapping[str, Mapping[str, Any]], dataset: Mapping[str, Any],
-                       data_fraction: float, seed: int, data_checksum: str, version: str) -> dict[str, Any]:
+                       data_fraction: float, seed: int, data_checksum: str, version: str,
+                       shuffle_pairs: bool = False) -> dict[str, Any]:
     """The documented parts of a pretraining key (also stored in each record).
 
     ``model``: ``{name, options, component}`` (resolved options); ``objectives``:
     ``{name: {weight, options, component}}``; ``dataset``: :func:`dataset_part`.
+    ``shuffle_pairs`` adds ``"shuffle_pairs": true`` (absent otherwise, so the
+    keys of ordinary rows are those of before the option existed).
     """
     pretrain = {k: v for k, v in dict(cfg_dump["pretrain"]).items() if k not in _NOT_RESULT_FIELDS}
     pretrain["data_fraction"] = float(data_fraction)
+    shuffled = {"shuffle_pairs": True} if shuffle_pairs else {}
     return {
+        **shuffled,
         "key_version": KEY_VERSION,
         "simla_bench": version,
         "model": dict(model),

@@ -127,10 +127,12 @@ class MatrixRunner:
         self.main = self.rank == 0
         self.cfg_dump = cfg.model_dump(mode="json")
         self._tokenizer: Any = None
-        self._row_cfgs: dict[str, tuple[ExperimentConfig, dict]] = {"": (cfg, self.cfg_dump)}
+        self._row_cfgs: dict[tuple[str, bool], tuple[ExperimentConfig, dict]] = {("", False): (cfg, self.cfg_dump)}
 
     def row_cfg(self, row: Row) -> ExperimentConfig:
-        """The experiment as this row runs it (its ``model:`` overrides applied)."""
+        """The experiment as this row runs it: its ``model:`` overrides applied; for a
+        row without objectives (the ``none`` control) ``pretrain.steps`` 0: the model
+        as built goes through the tasks (and its key does not change with the schedule)."""
         return self._row_entry(row)[0]
 
     def row_dump(self, row: Row) -> dict:
@@ -147,10 +149,13 @@ class MatrixRunner:
         return memo[key]
 
     def _row_entry(self, row: Row) -> tuple[ExperimentConfig, dict]:
-        if row.model_json not in self._row_cfgs:
+        entry = (row.model_json, not row.objectives)
+        if entry not in self._row_cfgs:
             cfg = self.cfg.with_model(row.model_overrides)
-            self._row_cfgs[row.model_json] = (cfg, cfg.model_dump(mode="json"))
-        return self._row_cfgs[row.model_json]
+            if not row.objectives and cfg.pretrain.steps:
+                cfg = cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update={"steps": 0})})
+            self._row_cfgs[entry] = (cfg, cfg.model_dump(mode="json"))
+        return self._row_cfgs[entry]
 
     # ------------------------------------------------------------ planning
     def matrix(self) -> Matrix:
@@ -192,7 +197,8 @@ class MatrixRunner:
                 models[row.model_json] = keys.model_part(reg, mc.name, recipe)
             for seed in matrix.seeds:
                 pparts = keys.pretrain_key_parts(self.row_dump(row), models[row.model_json], resolved,
-                                                 dataset_parts[pre_ds], row.data_fraction, seed, pre_sum, __version__)
+                                                 dataset_parts[pre_ds], row.data_fraction, seed, pre_sum, __version__,
+                                                 row.shuffle_pairs)
                 pkey, rkey = keys.digest(pparts), keys.row_key_of(pparts)
                 for task in matrix.tasks:
                     tc = self.cfg.tasks[task]
@@ -297,12 +303,21 @@ class MatrixRunner:
                         self.progress.cell_done("done", self._cell_text(pc, record))
 
         # in the config's row order, each under the row's label now (a reused record keeps the one it was made under)
-        result.records = [{**done[pc.key], "row": pc.cell.row.label} for pc in planned if done[pc.key] is not None]
+        result.records = [self._as_row(done[pc.key], pc.cell.row) for pc in planned if done[pc.key] is not None]
         run_info["finished"] = _now()
         run_info["failures"] = result.failures
         if self.notify_run and self.main:
             result.warnings += self._notify("on_run_finished", run=run_info, records=result.records)
         return result
+
+    @staticmethod
+    def _as_row(record: dict, row: Row) -> dict:
+        """A (possibly reused) record under the row's label and control marker of this run."""
+        out = {k: v for k, v in record.items() if k != "control"}
+        out["row"] = row.label
+        if row.control:
+            out["control"] = row.control
+        return out
 
     def _notify(self, hook: str, **kwargs: Any) -> list[str]:
         warnings = self.registry.notify(hook, **kwargs)
@@ -394,6 +409,8 @@ class MatrixRunner:
         objectives = build_objectives(self.row_objectives(row), self.registry)  # fresh: objectives keep state
         records = [] if cfg.pretrain.steps == 0 else \
             self.pipeline.pretrain_records(data[self.cfg.pretrain.dataset], row.data_fraction)
+        if row.shuffle_pairs and records:
+            records = self.pipeline.shuffle_pairs(records, seed)
         self.pipeline.seed_everything(seed)
         model = self.pipeline.build_model(cfg, self._tokenizer)
         if info_path.exists():
@@ -445,6 +462,7 @@ class MatrixRunner:
         record = {
             "schema": SCHEMA_VERSION, "key": pc.key, "row": cell.row.label, "row_key": pc.row_key,
             "pretrain_key": pc.pretrain_key, "objectives": list(cell.row.objectives),
+            **({"control": cell.row.control} if cell.row.control else {}),
             "objective_config": self.row_objectives(cell.row), "data_fraction": cell.row.data_fraction,
             "seed": cell.seed, "task": cell.task, "task_version": str(pc.task_cls.version),
             "primary_metric": pc.task_cls.primary_metric,
@@ -518,7 +536,8 @@ class MatrixRunner:
         for pc in planned:
             rows.setdefault(pc.row_key, {"row_key": pc.row_key, "row": pc.cell.row.label,
                                          "objectives": list(pc.cell.row.objectives),
-                                         "data_fraction": pc.cell.row.data_fraction})
+                                         "data_fraction": pc.cell.row.data_fraction,
+                                         **({"control": pc.cell.row.control} if pc.cell.row.control else {})})
         return {
             "schema": SCHEMA_VERSION, "created": _now(), "versions": env["versions"], "device": env["device"],
             "config": self.cfg_dump, "data_manifest": {k: v.manifest for k, v in data.items()},

@@ -114,6 +114,18 @@ class Pipeline(abc.ABC):
 
         return subset_records(list(data.source.load("pretrain", "train")), fraction)
 
+    def shuffle_pairs(self, records: list[Any], seed: int) -> list[Any]:
+        """A ``shuffle_pairs`` row's pretraining pairs: ``records`` with the captions
+        deranged among the images, deterministic from the row's seed
+        (:func:`simla_bench.training.data.shuffle_pairs`)."""
+        from simla_bench.errors import DataError
+        from simla_bench.training.data import shuffle_pairs
+
+        try:
+            return shuffle_pairs(records, seed)
+        except ValueError as exc:
+            raise DataError(str(exc), hint="the shuffled control needs pairs of many images") from None
+
     @abc.abstractmethod
     def build_tokenizer(self, cfg: ExperimentConfig, data: PreparedData, workdir: Path | None) -> Any:
         """See the class docstring (``workdir``: where to save it; None = do not save)."""
@@ -183,7 +195,11 @@ class DefaultPipeline(Pipeline):
 
         if cfg.pretrain.steps == 0:
             # evaluate the model as built (and loaded from its checkpoint): no
-            # trainer, so no objective set-up changes it either
+            # trainer, so no objective set-up changes it either; at the image
+            # size pretraining would give it (the none control matches the pretrained rows)
+            size = cfg.pretrain.image_size
+            if size and hasattr(model, "set_image_size") and getattr(model, "image_size", None) != size:
+                model.set_image_size(size)
             return PretrainOutcome(model, [], 0, 0.0)
         # the runner seeded the cell and cut the records to the row's data fraction
         result = pretrain(cfg, dict(objectives), model, records, Path(workdir), seed, progress)

@@ -18,10 +18,17 @@ subsetting function; the runner cuts a row's records with it once, the trainer
 trains on what it is given): the first ``ceil(f*n)`` records of a fixed
 (seed-independent) permutation, so smaller fractions are subsets of larger ones
 and every seed trains on the same subset.
+
+:func:`shuffle_pairs` re-pairs the captions with other images (the ``shuffled``
+control of ``run --controls``): a seeded derangement by image, so that no
+record keeps a caption of its own image while the set of images and the set of
+captions stay exactly the same.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import random
 from contextlib import contextmanager
@@ -47,6 +54,58 @@ def subset_records(records: Sequence[Any], fraction: float) -> list[Any]:
     gen = torch.Generator().manual_seed(_SUBSET_SEED)
     chosen = sorted(torch.randperm(n, generator=gen)[:keep].tolist())
     return [records[i] for i in chosen]
+
+
+_SHUFFLE_SALT = 5_181_327  # the shuffled pairs' stream is not the seed's other streams
+
+
+def caption_derangement(image_ids: Sequence[Any], seed: int) -> list[int]:
+    """A permutation ``p`` of ``range(n)`` with ``image_ids[p[i]] != image_ids[i]``
+    for every ``i`` (record ``i`` takes record ``p[i]``'s caption), deterministic
+    from ``seed``: a uniform permutation whose clashes (a caption landing on a
+    record of its own image) are swapped away with other random positions.
+    Raises ``ValueError`` when none exists (one image holds more than half the records)."""
+    ids = list(image_ids)
+    n = len(ids)
+    if n == 0:
+        return []
+    _, group = np.unique(np.asarray([str(i) for i in ids]), return_inverse=True)
+    largest = int(np.bincount(group).max())
+    if 2 * largest > n:
+        raise ValueError(f"cannot shuffle the pairs: one image has {largest} of the {n} records, more than half, "
+                         "so some caption would stay with its image")
+    rng = np.random.default_rng([int(seed), _SHUFFLE_SALT])
+    perm = rng.permutation(n)
+    clashes = np.flatnonzero(group[perm] == group)
+    while clashes.size:
+        for i in clashes:
+            if group[perm[i]] != group[i]:
+                continue  # fixed by an earlier swap
+            for j in rng.permutation(n):  # a partner whose swap fixes i and breaks nothing at j
+                if group[perm[j]] != group[i] and group[perm[i]] != group[j]:
+                    perm[i], perm[j] = perm[j], perm[i]
+                    break
+        clashes = np.flatnonzero(group[perm] == group)
+    return perm.tolist()
+
+
+def shuffle_pairs(records: Sequence[Any], seed: int) -> list[Any]:
+    """``records`` (each with ``caption`` and ``image_id``) with the captions
+    deranged among the images (:func:`caption_derangement`); order, images and the
+    multiset of captions unchanged.  Dataclass records are rebuilt with
+    ``dataclasses.replace``, others copied."""
+    records = list(records)
+    perm = caption_derangement([r.image_id for r in records], seed)
+    out = []
+    for i, rec in enumerate(records):
+        caption = records[perm[i]].caption
+        if dataclasses.is_dataclass(rec) and not isinstance(rec, type):
+            out.append(dataclasses.replace(rec, caption=caption))
+        else:
+            new = copy.copy(rec)
+            new.caption = caption
+            out.append(new)
+    return out
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
