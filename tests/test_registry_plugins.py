@@ -31,9 +31,15 @@ def _plugin(**hooks):
     return module
 
 
-def test_in_process_plugin_is_listed_and_resolved():
+def _registry(**hooks) -> Registry:
+    """A registry holding one in-process plugin with these hooks."""
     registry = Registry()
-    registry.add_plugin(_plugin(register_tasks=lambda register: register("echo", _EchoTask, "echoes")))
+    registry.add_plugin(_plugin(**hooks))
+    return registry
+
+
+def test_in_process_plugin_is_listed_and_resolved():
+    registry = _registry(register_tasks=lambda register: register("echo", _EchoTask, "echoes"))
     assert registry.names("tasks") == ["echo"]
     entry = registry.get("task", "echo")
     assert entry.summary == "echoes"
@@ -41,8 +47,7 @@ def test_in_process_plugin_is_listed_and_resolved():
 
 
 def test_lazy_string_target_is_imported_on_load():
-    registry = Registry()
-    registry.add_plugin(_plugin(register_tasks=lambda register: register("echo", f"{__name__}:_EchoTask")))
+    registry = _registry(register_tasks=lambda register: register("echo", f"{__name__}:_EchoTask"))
     assert registry.get("task", "echo").origin == f"{__name__}:_EchoTask"
     assert registry.load("task", "echo") is _EchoTask
 
@@ -57,14 +62,6 @@ def test_wildcards_filter_names():
     registry.add_plugin(_plugin(register_backbones=register_backbones))
     assert [e.name for e in registry.list("backbones", "vit_*")] == ["vit_base", "vit_tiny"]
     assert [e.name for e in registry.list("backbone", "*base")] == ["bert_base", "vit_base"]
-
-
-def test_unknown_name_suggests_close_matches():
-    registry = Registry()
-    registry.add_plugin(_plugin(register_tasks=lambda register: register("retrieval", _EchoTask)))
-    with pytest.raises(UnknownNameError) as info:
-        registry.get("task", "retreival")
-    assert "did you mean 'retrieval'" in str(info.value)
 
 
 def test_duplicate_name_is_refused_and_reported_with_distribution():
@@ -94,8 +91,7 @@ def test_plugin_raising_while_registering_does_not_take_others_down():
 
 
 def test_unknown_hook_is_refused():
-    registry = Registry()
-    registry.add_plugin(_plugin(register_taks=lambda register: None))
+    registry = _registry(register_taks=lambda register: None)
     assert registry.plugins == []
     assert "register_taks" in registry.problems[0].message
 
@@ -109,22 +105,23 @@ def test_incompatible_contract_version_is_refused():
     assert "contract 99" in registry.problems[0].message
 
 
-def test_wrong_type_is_reported_on_load():
-    registry = Registry()
-    registry.add_plugin(_plugin(register_objectives=lambda register: register("bad", _EchoTask)))
-    with pytest.raises(PluginError) as info:
-        registry.load("objective", "bad")
-    assert "not a subclass of simla_bench.interfaces.Objective" in str(info.value)
-
-
-def test_unimportable_lazy_target_names_distribution():
-    registry = Registry()
-    plugin = _plugin(register_objectives=lambda register: register("ghost", "no_such_module_xyz:Thing"))
+@pytest.mark.parametrize("kind, target, look_up, error, words", [
+    pytest.param("task", _EchoTask, ("get", "retreival"), UnknownNameError, ["did you mean 'retrieval'"],
+                 id="unknown-name-suggests-close-matches"),
+    pytest.param("objective", _EchoTask, ("load", "retrieval"), PluginError,
+                 ["not a subclass of simla_bench.interfaces.Objective"], id="wrong-type-reported-on-load"),
+    pytest.param("objective", "no_such_module_xyz:Thing", ("load", "retrieval"), PluginError,
+                 ["ghost-dist", "no_such_module_xyz"], id="unimportable-lazy-target-names-distribution"),
+])
+def test_a_bad_look_up_is_one_clear_error(kind, target, look_up, error, words):
+    plugin = _plugin(**{f"register_{kind}s": lambda register: register("retrieval", target)})
     plugin.SIMLA_BENCH_DIST = "ghost-dist"
+    registry = Registry()
     registry.add_plugin(plugin)
-    with pytest.raises(PluginError) as info:
-        registry.load("objective", "ghost")
-    assert "ghost-dist" in str(info.value) and "no_such_module_xyz" in str(info.value)
+    method, name = look_up
+    with pytest.raises(error) as info:
+        getattr(registry, method)(kind, name)
+    assert all(word in str(info.value) for word in words), str(info.value)
 
 
 def test_strict_mode_turns_problems_into_errors(monkeypatch):
@@ -228,8 +225,7 @@ def test_metadata_is_read_from_the_class_and_not_taken_from_register():
         data_kind = "vqa"
         needs = frozenset({"text", "fusion"})
 
-    registry = Registry()
-    registry.add_plugin(_plugin(register_tasks=lambda register: register("kinded", Kinded, "k")))
+    registry = _registry(register_tasks=lambda register: register("kinded", Kinded, "k"))
     assert registry.get("task", "kinded").metadata == {"needs": ["fusion", "text"], "primary_metric": "acc",
                                                       "data_kind": "vqa"}
     registry.add_plugin(_plugin(register_tasks=lambda register: register("told", Kinded, "t", data_kind="nlvr2")))
@@ -305,8 +301,7 @@ def test_a_plugin_adds_a_command_to_simla_bench(simla_registry):
 
 
 def test_a_plugin_command_that_is_no_click_command_is_refused_on_load():
-    registry = Registry()
-    registry.add_plugin(_plugin(register_commands=lambda register: register("bad", print, "not click")))
+    registry = _registry(register_commands=lambda register: register("bad", print, "not click"))
     with pytest.raises(PluginError, match="not a click command"):
         registry.commands()[0].load()
     assert [c.name for c in registry.check_targets() if not c.ok] == ["bad"]
