@@ -215,7 +215,7 @@ class MatrixRow(_Strict):
 
     @property
     def label(self) -> str:
-        return self.name or ",".join(self.objectives) or "none"
+        return self.name or ",".join(self.objectives) or self.model.get("name") or "none"
 
 
 class ExecutorConfig(_Strict):
@@ -295,14 +295,15 @@ class ExperimentConfig(_Strict):
         return self
 
     def with_model(self, overrides: Mapping[str, Any]) -> "ExperimentConfig":
-        """This experiment with ``model:`` overridden key by key (a matrix row's ``model``)."""
+        """This experiment with ``model:`` overridden key by key (a matrix row's ``model``);
+        a row naming another model (``name``) gets that model with the row's options alone."""
         if not overrides:
             return self
         overrides = normalise_model_section(overrides, "matrix row model")
-        if overrides.get("name", self.model.name) != self.model.name:
-            raise ValueError(f"a matrix row cannot change model.name ('{self.model.name}' -> '{overrides['name']}'): "
-                             "the rows of a run share one model family and tokenizer; run the other model separately")
-        merged = deep_merge(self.model.model_dump(mode="json"), overrides)
+        if overrides.get("name", self.model.name) != self.model.name:  # another family: its options only
+            merged = {"name": overrides["name"], "options": dict(overrides.get("options") or {})}
+        else:
+            merged = deep_merge(self.model.model_dump(mode="json"), overrides)
         return self.model_copy(update={"model": ModelConfig.model_validate(merged)})
 
     def objective_names(self) -> list[str]:

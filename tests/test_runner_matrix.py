@@ -170,14 +170,28 @@ def test_bad_task_option_is_one_clear_line(tmp_path):
         run(make_config(tmp_path, tasks={"toy": {"options": {"nn": 3}}}))
 
 
-def test_task_needing_fusion_on_a_model_without_one(tmp_path):
-    cfg = make_config(tmp_path, objectives={"itc": {}}, tasks={"grounding": {}},
+def test_task_needing_fusion_on_a_model_without_one_is_na(tmp_path):
+    """A task whose needs the model lacks is no error: its cell is an n/a record naming what is missing."""
+    cfg = make_config(tmp_path, objectives={"itc": {}}, tasks={"grounding": {}, "toy": {}},
+                      model={"layout": "split", "fusion_layers": 0})
+    result, pipe = run(cfg)
+    assert result.failures == [] and result.computed == 2
+    by_task = {r["task"]: r for r in result.records}
+    na = by_task["grounding"]["not_applicable"]
+    assert na["model"] == "vlp" and na["missing"] == ["fusion"] and "fusion_layers > 0" in na["hint"]
+    assert by_task["grounding"]["metrics"] == {} and "not_applicable" not in by_task["toy"]
+    assert len(pipe.pretrain_calls) == 1  # the row still pretrains for its applicable task
+    again, _ = run(cfg)
+    assert again.computed == 0 and again.cached == 2  # the n/a record is a finished cell
+
+
+def test_objective_needing_fusion_on_a_model_without_one(tmp_path):
+    cfg = make_config(tmp_path, objectives={"itm": {}}, tasks={"toy": {}},
                       model={"layout": "split", "fusion_layers": 0})
     with pytest.raises(CapabilityError) as err:
         run(cfg)
     text = err.value.one_line()
-    assert "task 'grounding'" in text and "'fusion'" in text
-    assert "fusion_layers > 0" in text and "itm" in text  # the setting and the objective that provide it
+    assert "objective 'itm'" in text and "'fusion'" in text and "fusion_layers > 0" in text
     assert not list((tmp_path / "run" / "pretrain").iterdir())  # refused before any pretraining
 
 
@@ -225,16 +239,17 @@ def test_row_model_overrides_are_checked(tmp_path):
         run(make_config(tmp_path, matrix=[{"name": "bad", "objectives": ["itc"], "model": {"layout": "twin"}}]))
     with pytest.raises(ConfigError, match="cannot override model.options.vocab_size"):
         run(make_config(tmp_path, matrix=[{"objectives": ["itc"], "model": {"options": {"vocab_size": 500}}}]))
-    with pytest.raises(ConfigError, match="cannot change model.name"):
-        make_config(tmp_path, matrix=[{"objectives": ["itc"], "model": {"name": "other"}}])
-    # a row whose own model lacks what a task needs is refused before any pretraining
+    with pytest.raises(UnknownNameError, match="model 'other'"):  # another family must be a registered model
+        run(make_config(tmp_path, matrix=[{"objectives": ["itc"], "model": {"name": "other"}}]))
+    # a row whose own model lacks what a task needs: that row's cell is n/a, the other row's is scored
     cfg = make_config(tmp_path, objectives={"itc": {}}, tasks={"grounding": {}},
                       matrix=[{"name": "ok", "objectives": ["itc"]},
                               {"name": "no fusion", "objectives": ["itc"],
                                "model": {"layout": "split", "fusion_layers": 0}}])
-    with pytest.raises(CapabilityError, match="task 'grounding'"):
-        run(cfg)
-    assert not list((tmp_path / "run" / "pretrain").iterdir())
+    result, pipe = run(cfg)
+    by_row = {r["row"]: r for r in result.records}
+    assert "not_applicable" not in by_row["ok"] and by_row["no fusion"]["not_applicable"]["missing"] == ["fusion"]
+    assert len(pipe.pretrain_calls) == 1  # the n/a row needs no pretraining
 
 
 def test_data_fraction_sweep_makes_rows(tmp_path):

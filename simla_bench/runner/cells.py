@@ -116,10 +116,11 @@ def expand(cfg: ExperimentConfig) -> Matrix:
     notes: list[str] = []
     for mrow in cfg.rows():
         objectives = tuple(mrow.objectives)
-        if not objectives and not evaluate_only and mrow.control != "none":
+        if not objectives and not evaluate_only and mrow.control != "none" and not mrow.model:
             raise ConfigError(f"matrix row '{mrow.label}' has no objectives",
                               hint="list at least one objective, e.g. [itc] (a row that pretrains nothing on "
-                                   "purpose is the none control: control: none)")
+                                   "purpose is the none control: control: none, or a row with its own model: "
+                                   "evaluated as loaded)")
         resolved = row_objectives(cfg, mrow)
         key = (_canonical(resolved), model_key(mrow.model), mrow.shuffle_pairs)
         if key in distinct:
@@ -239,12 +240,15 @@ def check_names(cfg: ExperimentConfig, matrix: Matrix, registry) -> None:
     recipe.check()  # e.g. the checkpoint reads and has a known layout, before anything is written
     for row in matrix.rows:
         overrides = dict(row.model_overrides.get("options") or {})
-        fixed = [k for k in recipe.row_fixed_options if k in overrides]
+        family = row.model_overrides.get("name", cfg.model.name)
+        fixed = [k for k in recipe.row_fixed_options if k in overrides] if family == cfg.model.name else []
         if fixed:
             raise ConfigError(f"matrix row '{row.label}' cannot override model.options.{fixed[0]} (the rows of a "
                               f"run share one tokenizer); set it in the experiment's model: section")
-        if overrides:
-            model_recipe(cfg.with_model(row.model_overrides).model, registry)
+        if row.model_overrides:
+            row_recipe = model_recipe(cfg.with_model(row.model_overrides).model, registry)
+            if family != cfg.model.name:  # another model family (its own tokenizer): checked as the experiment's
+                row_recipe.check()
     for row in matrix.rows:
         for name, resolved in resolve_objectives(cfg, row).items():
             cls = registry.load("objective", name)

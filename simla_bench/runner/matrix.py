@@ -127,6 +127,9 @@ class MatrixRunner:
         self.main = self.rank == 0
         self.cfg_dump = cfg.model_dump(mode="json")
         self._tokenizer: Any = None
+        #: row model JSON -> {task: why its cells on those rows are n/a} (check_capabilities)
+        self._not_applicable: dict[str, dict[str, dict[str, Any]]] = {}
+        self._tokenizers: dict[str, Any] = {}  # rows of another model family: their own tokenizer
         self._row_cfgs: dict[tuple[str, bool], tuple[ExperimentConfig, dict]] = {("", False): (cfg, self.cfg_dump)}
 
     def row_cfg(self, row: Row) -> ExperimentConfig:
@@ -326,15 +329,30 @@ class MatrixRunner:
         return warnings
 
     def _prepare_model_checks(self, matrix: Matrix, data: dict[str, PreparedData]) -> None:
-        """Build the tokenizer once and a probe model; refuse unusable objective/task sets."""
-        pre = data[self.cfg.pretrain.dataset]
+        """Build the tokenizer once and a probe model per row model; refuse unusable objective
+        sets and note the tasks a row's model cannot serve (their cells are n/a)."""
+        pre = self._pre_data = data[self.cfg.pretrain.dataset]
         self._tokenizer = self.pipeline.build_tokenizer(self.cfg, pre, self.store.root / "tokenizer" if self.main else None)
         for model_json in dict.fromkeys(r.model_json for r in matrix.rows):
             rows = [r for r in matrix.rows if r.model_json == model_json]
             cfg = self.row_cfg(rows[0])
-            probe = self.pipeline.build_model(cfg, self._tokenizer)
-            check_capabilities(cfg, Matrix(rows, matrix.seeds, matrix.tasks), self.registry,
-                               self.pipeline.capabilities(probe))
+            probe = self.pipeline.build_model(cfg, self.tokenizer_for(cfg))
+            self._not_applicable[model_json] = check_capabilities(cfg, Matrix(rows, matrix.seeds, matrix.tasks),
+                                                                  self.registry, self.pipeline.capabilities(probe))
+
+    def tokenizer_for(self, cfg: ExperimentConfig) -> Any:
+        """The run's tokenizer; a row whose model is another family (``model.name``) gets
+        its own, built once per distinct model config and not saved."""
+        if cfg.model.name == self.cfg.model.name:
+            return self._tokenizer
+        key = json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = self.pipeline.build_tokenizer(cfg, self._pre_data, None)
+        return self._tokenizers[key]
+
+    def _na(self, pc: PlannedCell) -> dict[str, Any] | None:
+        """Why ``pc`` is n/a (its row's model lacks what its task needs), else None."""
+        return self._not_applicable.get(pc.cell.row.model_json, {}).get(pc.cell.task)
 
     def _run_group(self, pkey: str, cells: list[PlannedCell], done: dict, data, env, device, result: RunResult) -> None:
         row, seed = cells[0].cell.row, cells[0].cell.seed
@@ -351,7 +369,9 @@ class MatrixRunner:
             if not todo:
                 return
             try:
-                model, pinfo = self._pretrained(row, seed, pkey, data)
+                # a row whose every missing cell is n/a needs no model (nor its pretraining)
+                model, pinfo = (None, {}) if all(self._na(pc) for pc in todo) else \
+                    self._pretrained(row, seed, pkey, data)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - the row stops, the run goes on
@@ -412,7 +432,7 @@ class MatrixRunner:
         if row.shuffle_pairs and records:
             records = self.pipeline.shuffle_pairs(records, seed)
         self.pipeline.seed_everything(seed)
-        model = self.pipeline.build_model(cfg, self._tokenizer)
+        model = self.pipeline.build_model(cfg, self.tokenizer_for(cfg))
         if info_path.exists():
             try:
                 info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -451,14 +471,18 @@ class MatrixRunner:
         task = pc.task_cls(cell.task, tc.options)
         workdir = self.store.pretrain_dir / pc.pretrain_key / "tasks" / cell.task
         workdir.mkdir(parents=True, exist_ok=True)
-        ctx = TaskContext(model=model, tokenizer=self._tokenizer, data=data[tc.dataset].source, options=task.options,
-                          seed=cell.seed, device=device, workdir=workdir, progress=self.progress.task_callback(),
-                          log=self.progress.info)
-        self.progress.task_start(cell.task, cell.row.label, cell.seed)
-        start = time.time()
-        out = self.pipeline.run_task(task, ctx)
-        seconds = time.time() - start
-        metrics, per_example = self._check_result(cell.task, task, out)
+        na = self._na(pc)
+        if na:  # not run: the record says why the cell is n/a
+            out, seconds, metrics, per_example = TaskResult(metrics={}), 0.0, {}, {}
+        else:
+            ctx = TaskContext(model=model, tokenizer=self.tokenizer_for(self.row_cfg(cell.row)),
+                              data=data[tc.dataset].source, options=task.options, seed=cell.seed, device=device,
+                              workdir=workdir, progress=self.progress.task_callback(), log=self.progress.info)
+            self.progress.task_start(cell.task, cell.row.label, cell.seed)
+            start = time.time()
+            out = self.pipeline.run_task(task, ctx)
+            seconds = time.time() - start
+            metrics, per_example = self._check_result(cell.task, task, out)
         record = {
             "schema": SCHEMA_VERSION, "key": pc.key, "row": cell.row.label, "row_key": pc.row_key,
             "pretrain_key": pc.pretrain_key, "objectives": list(cell.row.objectives),
@@ -478,6 +502,7 @@ class MatrixRunner:
                         "pretrain_reused": pinfo.get("reused", False)},
             "pretrain": {k: v for k, v in pinfo.items() if k != "reused"},
             "created": _now(),
+            **({"not_applicable": na} if na else {}),
         }
         try:  # a CellRecord of exactly what is on disk (options and extras as JSON)
             record = CellRecord.from_json(json.loads(json.dumps(record, default=str)), pc.key)
@@ -529,6 +554,9 @@ class MatrixRunner:
 
     def _cell_text(self, pc: PlannedCell, record: dict) -> str:
         primary = record["primary_metric"]
+        if record.get("not_applicable"):
+            na = record["not_applicable"]
+            return f"{self._cell_label(pc)}: n/a (model '{na['model']}' lacks {', '.join(na['missing'])})"
         return f"{self._cell_label(pc)}: {primary} = {record['metrics'][primary]:.2f}"
 
     def _manifest(self, planned: list[PlannedCell], data, env, run_info) -> dict:

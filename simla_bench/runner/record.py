@@ -11,7 +11,9 @@ The on-disk form is the schema :data:`SCHEMA_VERSION` JSON object, unchanged
 by this model: a record written today and one read back give the same file.
 Records written before 0.4.0 lack ``components`` and ``data_checksums``; they
 still read (those fields are then ``None`` and are left out of the JSON form
-again).  ``control`` (added in 0.5.0) is present only in the records of a
+again).  An ``n/a`` cell (the row's model lacks a capability the task needs)
+is a record too, with ``not_applicable`` set and no metrics; other records
+have no such field.  ``control`` (added in 0.5.0) is present only in the records of a
 control row; records without it read as before.  A file that is not a record of this schema (a missing field, a field of
 the wrong type, an unknown field, another schema, a key that is not its file
 name's) is *corrupt*: :class:`CorruptRecordError` says why in one line.
@@ -31,8 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SCHEMA_VERSION = 1
 
 #: fields added while the schema stayed 1, which a record may lack: ``components`` and
-#: ``data_checksums`` (written before simla-bench 0.4.0), ``control`` (only control rows have it)
-ADDED_IN_SCHEMA_1 = ("components", "data_checksums", "control")
+#: ``data_checksums`` (written before simla-bench 0.4.0), ``control`` (only control rows have it),
+#: ``not_applicable`` (only n/a cells have it)
+ADDED_IN_SCHEMA_1 = ("components", "data_checksums", "control", "not_applicable")
 
 
 class CorruptRecordError(ValueError):
@@ -47,6 +50,16 @@ class Timings(BaseModel):
     task_seconds: float = Field(description="wall-clock seconds the task (fine-tuning and evaluation) took")
     pretrain_seconds: Optional[float] = Field(description="seconds the row's pretraining took when it ran")
     pretrain_reused: bool = Field(description="true when this run reused a finished pretraining instead of training")
+
+
+class NotApplicable(BaseModel):
+    """Why a cell is ``n/a``: the row's model lacks what the task needs."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    model: str = Field(description="the row's model (its registered name)")
+    missing: list[str] = Field(description="the capabilities the task needs that the model lacks")
+    hint: str = Field("", description="how to obtain them (the model recipe's `capability_hints`)")
 
 
 class CellRecord(BaseModel):
@@ -95,6 +108,10 @@ class CellRecord(BaseModel):
         description="`steps`, `seconds`, `pairs`, `data_fraction`, `resumed_from_checkpoint`, `loss`: per loss "
                     "`first/last/min/tail_mean` and a curve thinned to <= 50 points")
     created: str = Field(description="UTC time the record was made (ISO 8601)")
+    not_applicable: Optional[NotApplicable] = Field(
+        None, description="present when the cell is `n/a`: the row's model lacks a capability the task needs "
+                          "(`model`, `missing`, `hint`); such a record has no metrics, is shown as n/a and is left "
+                          "out of every mean and comparison")
 
     @field_validator("metrics")
     @classmethod
@@ -121,7 +138,7 @@ class CellRecord(BaseModel):
             else:
                 if key is not None and record.key != key:
                     problem = f"its key field is {record.key!r}, not the file name's {key!r}"
-                elif record.primary_metric not in record.metrics:
+                elif record.primary_metric not in record.metrics and record.not_applicable is None:
                     problem = f"primary metric {record.primary_metric!r} is not among its metrics"
                 else:
                     return record

@@ -1,13 +1,17 @@
 """Model needs: the one place that compares what components need with what a model provides.
 
 Every objective and task declares ``needs`` (model capabilities such as
-``fusion`` or ``momentum``); the model declares ``capabilities``.
-:func:`missing_needs` finds the gaps and :func:`how_to_get` says how to close
-them from one hint table, the model recipe's ``capability_hints`` (a built
-model carries the same table).  The runner checks a whole run before any work
-(:func:`simla_bench.runner.cells.check_capabilities`, which also names the
-objectives that train a missing head); the trainer checks its objectives again
-when :func:`~simla_bench.training.pretrain` is called on its own
+``fusion`` or ``momentum``, all required) and may declare ``needs_one_of``
+(alternative sets of which one must be complete: retrieval ranks with ITC or
+with ITM); a task instance may add needs its options imply.  The model
+declares ``capabilities``.  :func:`unmet` / :func:`missing_needs` find the gaps
+and :func:`how_to_get` says how to close them from one hint table, the model
+recipe's ``capability_hints`` (a built model carries the same table).  The
+runner checks a whole run before any work
+(:func:`simla_bench.runner.cells.check_capabilities`: an objective the model
+cannot serve stops the run, naming the objectives that train a missing head; a
+task it cannot serve makes that row's cells ``n/a``); the trainer checks its
+objectives again when :func:`~simla_bench.training.pretrain` is called on its own
 (:func:`check_needs`: :class:`~simla_bench.training.errors.UnmetNeedsError`).
 """
 
@@ -21,12 +25,33 @@ from simla_bench.training.errors import UnmetNeedsError
 DEFAULT_HINT = "use a model that provides it"
 
 
+def unmet(component: Any, capabilities: frozenset[str] | set[str]) -> list[str]:
+    """The capabilities ``component`` needs that ``capabilities`` lack: every one of
+    its ``needs``, plus, when it declares ``needs_one_of`` (alternative sets, e.g. a
+    task that works with ITC or with ITM) and no set is complete, the missing part of
+    the set closest to complete."""
+    have = set(capabilities)
+    lacking = set(getattr(component, "needs", ())) - have
+    alternatives = [frozenset(a) for a in getattr(component, "needs_one_of", ()) or ()]
+    if alternatives and not any(a <= have for a in alternatives):
+        lacking |= min(alternatives, key=lambda a: (len(a - have), sorted(a))) - have
+    return sorted(lacking)
+
+
+def describe_needs(component: Any) -> str:
+    """What ``component`` needs, in words (``text, fusion`` or ``text and (image_feat, text_feat or
+    fusion, itm_head)``)."""
+    base = ", ".join(sorted(getattr(component, "needs", ()))) or "nothing"
+    alternatives = [", ".join(sorted(a)) for a in getattr(component, "needs_one_of", ()) or ()]
+    return f"{base} and ({' or '.join(alternatives)})" if alternatives else base
+
+
 def missing_needs(objectives: Mapping[str, Any], capabilities: frozenset[str] | set[str]) -> dict[str, list[str]]:
     """``{name: [missing capability, ...]}`` for every component (an instance or a
-    class with ``needs``) with a gap."""
+    class with ``needs`` and optionally ``needs_one_of``) with a gap (:func:`unmet`)."""
     gaps: dict[str, list[str]] = {}
     for name, obj in objectives.items():
-        lacking = sorted(set(getattr(obj, "needs", ())) - set(capabilities))
+        lacking = unmet(obj, capabilities)
         if lacking:
             gaps[name] = lacking
     return gaps
