@@ -5,6 +5,12 @@ Cell text: ``mean ± std`` (``± std`` only with more than one seed), then
 against the baseline ``(+delta)`` with ``*`` where the paired bootstrap says
 p < alpha.  The best value of each column is bold.
 
+An ``n/a`` cell (the row's model lacks a capability the task needs) reads
+``n/a`` in every format, never a number: one line per such row names the
+tasks and the missing capabilities (under the rich/Markdown table, a LaTeX
+comment); CSV gives it ``status`` ``n/a`` and the ``missing`` capabilities,
+JSON ``{"status": "n/a", "model", "missing", "hint"}``.
+
 Sensitivity (:mod:`simla_bench.report.sensitivity`): a column whose best row
 does not beat the ``none`` control beyond noise gets ``†`` on its header and
 one footnote line under the table (rich caption, Markdown, a LaTeX row under
@@ -33,6 +39,36 @@ def cell_text(stat: Stat | None, pm: str = "±") -> str:
     if stat.delta is not None:
         text += f" ({stat.delta:+.2f}{'*' if stat.significant else ''})"
     return text
+
+
+# ------------------------------------------------------------ n/a cells (the model lacks what the task needs)
+NA = "n/a"
+
+
+def cell_or_na(board: Leaderboard, row: RowInfo, col: Column, pm: str = "±") -> str:
+    """``n/a`` for a cell the row's model cannot run, else :func:`cell_text`."""
+    return NA if board.na(row, col) is not None else cell_text(board.stat(row, col), pm)
+
+
+def na_lines(board: Leaderboard) -> list[str]:
+    """One line per row with n/a cells: its tasks and the capabilities its model lacks."""
+    by_row: dict[str, tuple[RowInfo, list[str], set[str], str]] = {}
+    for row in board.rows:
+        for col in board.columns:
+            na = board.na(row, col)
+            if na is None:
+                continue
+            _, tasks, missing, model = by_row.setdefault(row.row_key, (row, [], set(), na.get("model", "")))
+            if col.task not in tasks:
+                tasks.append(col.task)
+            missing.update(na.get("missing", ()))
+    return [f"{NA}: {row.label} ({model}) does not run {', '.join(tasks)}: the model lacks "
+            f"{', '.join(sorted(missing))}; left out of every mean and comparison"
+            for row, tasks, missing, model in by_row.values()]
+
+
+def _na_csv(board: Leaderboard) -> list[tuple[RowInfo, Column, dict]]:
+    return [(row, col, na) for row in board.rows for col in board.columns if (na := board.na(row, col)) is not None]
 
 
 def legend(board: Leaderboard) -> str:
@@ -124,10 +160,10 @@ def to_markdown(board: Leaderboard) -> str:
         cells = [row.label + (" (baseline)" if board.baseline and row.row_key == board.baseline.row_key else "")]
         for col in board.columns:
             stat = board.stat(row, col)
-            text = cell_text(stat)
+            text = cell_or_na(board, row, col)
             cells.append(f"**{text}**" if stat is not None and stat.best else text)
         lines.append("| " + " | ".join(cells) + " |")
-    notes = "".join(line + "\n" for line in sensitivity_lines(board))
+    notes = "".join(line + "\n" for line in [*na_lines(board), *sensitivity_lines(board)])
     return "\n".join(lines) + "\n\n" + legend(board) + "\n" + notes + _markdown_sensitivity(board)
 
 
@@ -136,7 +172,8 @@ def to_rich(board: Leaderboard, title: str = "simla-bench leaderboard"):
     from rich.table import Table
 
     # labels, the title (a run path) and the legend are shown verbatim, not read as rich markup
-    table = Table(title=escape(title), caption=escape("\n".join([legend(board), *sensitivity_lines(board)])))
+    table = Table(title=escape(title),
+                  caption=escape("\n".join([legend(board), *na_lines(board), *sensitivity_lines(board)])))
     table.add_column("objectives", style="bold cyan")
     for col in board.columns:
         table.add_column(escape(_header(col, board)), justify="right")
@@ -144,7 +181,7 @@ def to_rich(board: Leaderboard, title: str = "simla-bench leaderboard"):
         cells = [escape(row.label) + (" (baseline)" if board.baseline and row.row_key == board.baseline.row_key else "")]
         for col in board.columns:
             stat = board.stat(row, col)
-            text = cell_text(stat)
+            text = cell_or_na(board, row, col)
             cells.append(f"[bold green]{text}[/]" if stat is not None and stat.best else text)
         table.add_row(*cells)
     return table
@@ -162,12 +199,16 @@ def to_csv(board: Leaderboard) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["row", "objectives", "data_fraction", "task", "metric", "primary", "direction", "mean", "std", "n",
-                "best", "delta", "p_value", "significant", *_CSV_SENSITIVITY])
+                "best", "delta", "p_value", "significant", *_CSV_SENSITIVITY, "status", "missing"])
     for row, col, s in _long_rows(board):
         w.writerow([row.label, ",".join(row.objectives), f"{row.data_fraction:g}", col.task, col.metric, int(col.primary),
                     col.direction, f"{s.mean:.6g}", f"{s.std:.6g}", s.n, int(s.best),
                     "" if s.delta is None else f"{s.delta:.6g}", "" if s.p_value is None else f"{s.p_value:.6g}",
-                    int(s.significant), *_csv_sensitivity(board, row, col)])
+                    int(s.significant), *_csv_sensitivity(board, row, col), "ok", ""])
+    for row, col, na in _na_csv(board):  # n/a cells: no number at all (status n/a, the missing capabilities)
+        w.writerow([row.label, ",".join(row.objectives), f"{row.data_fraction:g}", col.task, col.metric, int(col.primary),
+                    col.direction, "", "", 0, 0, "", "", 0, *_csv_sensitivity(board, row, col), NA,
+                    " ".join(na.get("missing", ()))])
     return buf.getvalue()
 
 
@@ -188,6 +229,9 @@ def to_json_data(board: Leaderboard) -> list[dict[str, Any]]:
         tasks: dict[str, dict[str, Any]] = {}
         for col in board.columns:
             s = board.stat(row, col)
+            na = board.na(row, col)
+            if na is not None:
+                tasks.setdefault(col.task, {})[col.metric] = {"status": NA, "primary": col.primary, **na}
             if s is None:
                 continue
             entry: dict[str, Any] = {"mean": s.mean, "std": s.std, "n": s.n, "values": s.values, "best": s.best,
@@ -225,10 +269,11 @@ def to_latex(board: Leaderboard) -> str:
         cells = [latex_escape(row.label)]
         for col in board.columns:
             s = board.stat(row, col)
-            text = cell_text(s, pm=r"$\pm$").replace("–", "--")  # numbers only: nothing to escape
+            text = cell_or_na(board, row, col, pm=r"$\pm$").replace("–", "--")  # numbers only: nothing to escape
             cells.append(r"\textbf{" + text + "}" if s is not None and s.best else text)
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", *_latex_notes(board, len(board.columns) + 1), r"\end{tabular}", "% " + legend(board)]
+    lines += [r"\bottomrule", *_latex_notes(board, len(board.columns) + 1), r"\end{tabular}", "% " + legend(board),
+              *("% " + line for line in na_lines(board))]
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,10 @@ Rows come in the order of the records (the run's config order, see
 :mod:`simla_bench.report.records`); ``sort`` (``report --sort TASK``) orders
 them by one column instead, best first.
 
+An ``n/a`` cell (an n/a record: the row's model lacks what the task needs)
+holds no value: it is kept apart (:func:`not_applicable_cells`), so no mean,
+best mark or comparison ever counts it.
+
 Significance uses the stored per-example scores of the column's metric: for
 the seeds both rows have, the scores are averaged over those seeds per
 example, then :func:`~simla_bench.report.bootstrap.paired_bootstrap` compares
@@ -78,9 +82,15 @@ class Leaderboard:
     sensitivity: Sensitivity | None = None
     #: built with ``detail`` (every metric; the renderers add the per-column sensitivity table)
     detail: bool = False
+    #: ``(row_key, column) -> {model, missing, hint}`` of the n/a cells (:func:`not_applicable_cells`)
+    not_applicable: dict[tuple[str, Column], dict] = field(default_factory=dict)
 
     def stat(self, row: RowInfo, col: Column) -> Stat | None:
         return self.cells.get((row.row_key, col))
+
+    def na(self, row: RowInfo, col: Column) -> dict | None:
+        """Why the cell is n/a (the row's model lacks what the task needs), else None."""
+        return self.not_applicable.get((row.row_key, col))
 
 
 def _direction(record: dict, metric: str) -> str:
@@ -191,4 +201,18 @@ def build(records: list[dict], detail: bool = False, baseline: str | None = None
                          alpha=alpha)
     if sort:
         rows = _sort_rows(rows, columns, cells, sort)
-    return Leaderboard(rows, columns, cells, base, n_boot if base else 0, alpha, seeds, sensitivity, detail)
+    return Leaderboard(rows, columns, cells, base, n_boot if base else 0, alpha, seeds, sensitivity, detail,
+                       not_applicable_cells(records, columns))
+
+
+def not_applicable_cells(records: list[dict], columns: list[Column]) -> dict[tuple[str, Column], dict]:
+    """The n/a cells: every column of the task of an n/a record (``not_applicable``) on its
+    row.  They hold no value: :func:`build` computes no mean, best, delta or sensitivity
+    from them, and the renderers show ``n/a``, never a number."""
+    out: dict[tuple[str, Column], dict] = {}
+    for r in records:
+        if r.get("not_applicable"):
+            for col in columns:
+                if col.task == r["task"]:
+                    out[(r["row_key"], col)] = dict(r["not_applicable"])
+    return out

@@ -5,6 +5,9 @@ row, error bars = std over seeds.  When the run swept the pretraining data
 fraction, one more panel per task draws the data-efficiency curve: primary
 metric against data fraction, one line per objective set.
 
+An n/a cell (the row's model lacks what the task needs) has no bar: ``n/a``
+is written where it would stand.
+
 Sensitivity: the bars of a column whose best row does not beat the ``none``
 control beyond noise are hatched and its name gets ``†``; the footnote lines
 (or the "no controls" line) are printed under the figure.
@@ -16,6 +19,14 @@ from pathlib import Path
 
 from simla_bench.report.leaderboard import Leaderboard
 from simla_bench.report.sensitivity import MARK
+
+
+def _label_na(ax, board: Leaderboard, row, cols, bars) -> None:
+    """Write ``n/a`` where a bar is missing because the row's model cannot run the task."""
+    for col, bar in zip(cols, bars):
+        if board.na(row, col) is not None:
+            ax.text(bar.get_x() + bar.get_width() / 2, 0, "n/a", rotation=90, ha="center", va="bottom",
+                    fontsize="x-small", color="dimgray")
 
 
 def _sweep(board: Leaderboard) -> bool:
@@ -47,6 +58,7 @@ def plot(board: Leaderboard, path: str | Path) -> Path:
         stds = [s.std if s else 0.0 for s in stats]
         bars = ax.bar(x + (i - (len(board.rows) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=row.label)
         _hatch_marked(board, cols, bars)
+        _label_na(ax, board, row, cols, bars)
     ax.set_xticks(x, [c.title + (f" {MARK}" if _marked(board, c) else "") for c in cols], rotation=10)
     ax.set_ylabel("score (mean over seeds)")
     ax.set_title("simla-bench leaderboard")
