@@ -13,8 +13,13 @@ from click.testing import CliRunner
 from simla_bench.cli import main
 
 
+#: every task fine-tunes for two steps of 8 examples (retrieval re-ranks the top 10, the least R@10 allows)
+FAST = {"epochs": 1.0, "max_steps": 2, "batch_size": 8}
+
+
 def tiny_config(tmp_path, tasks):
-    # tasks: options for the tasks the test selects with --tasks (the base config lists all four)
+    # tasks: the names of the tasks the test selects with --tasks (the base config lists all four)
+    tasks = {t: {"options": {**FAST, "k": 10} if t == "retrieval" else dict(FAST)} for t in tasks}
     data = {
         "base": "default.yaml", "name": "e2e", "output_dir": str(tmp_path / "run"),
         "datasets": {"world": {"source": "world", "options": {"preset": "tiny", "root": str(tmp_path / "world"),
@@ -27,13 +32,16 @@ def tiny_config(tmp_path, tasks):
     return path
 
 
+def run_args(tmp_path, objectives: str, tasks: list[str]) -> list[str]:
+    """``simla-bench run`` of ``tasks`` on the tiny world, writing ``tmp_path / "run"``."""
+    return ["run", "--config", str(tiny_config(tmp_path, tasks)), "--objectives", objectives,
+            "--tasks", ",".join(tasks)]
+
+
 @pytest.mark.slow
 def test_cli_run_on_the_tiny_world_then_cache_then_report(tmp_path):
-    tasks = {"retrieval": {"options": {"epochs": 1.0, "max_steps": 2, "batch_size": 8, "k": 10}},
-             "vqa": {"options": {"epochs": 1.0, "max_steps": 2, "batch_size": 8}}}
-    cfg = tiny_config(tmp_path, tasks)
     out = tmp_path / "run"
-    args = ["run", "--config", str(cfg), "--objectives", "itc,mlm", "--tasks", "retrieval,vqa"]
+    args = run_args(tmp_path, "itc,mlm", ["retrieval", "vqa"])
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
@@ -51,11 +59,8 @@ def test_cli_run_on_the_tiny_world_then_cache_then_report(tmp_path):
 
 @pytest.mark.slow
 def test_resume_mid_task_list_restores_the_real_pretraining(tmp_path):
-    tasks = {"retrieval": {"options": {"epochs": 1.0, "max_steps": 2, "batch_size": 8, "k": 10}},
-             "nlvr2": {"options": {"epochs": 1.0, "max_steps": 2, "batch_size": 8}}}
-    cfg = tiny_config(tmp_path, tasks)
     out = tmp_path / "run"
-    args = ["run", "--config", str(cfg), "--objectives", "itc,mlm", "--tasks", "retrieval,nlvr2"]
+    args = run_args(tmp_path, "itc,mlm", ["retrieval", "nlvr2"])
     res = CliRunner().invoke(main, args + ["--quiet"])
     assert res.exit_code == 0, res.output
     first = {json.loads(p.read_text())["task"]: p for p in (out / "cells").glob("*.json")}
@@ -74,8 +79,7 @@ def test_nproc_per_node_2_writes_once_and_one_process_reuses_it(tmp_path):
     import subprocess
     import sys
 
-    tasks = {"retrieval": {"options": {"epochs": 1.0, "max_steps": 2, "batch_size": 8, "k": 10}}}
-    cfg = tiny_config(tmp_path, tasks)
+    cfg = tiny_config(tmp_path, ["retrieval"])
     out = tmp_path / "run"
     base = [sys.executable, "-m", "simla_bench", "run", "--config", str(cfg), "--objectives", "itc,itm",
             "--tasks", "retrieval", "--steps", "2"]
