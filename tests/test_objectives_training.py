@@ -76,6 +76,15 @@ def test_psl_teaches_the_image_its_keywords():
     assert (pred == truth).float().mean() > 0.7
 
 
+def _one_step(*objs):
+    """A tiny model with its momentum copy (seed 0), ``objs`` set up on it, and one step of 8 examples."""
+    torch.manual_seed(0)
+    model = TinyVLP().enable_momentum()
+    for obj in objs:
+        obj.setup(model, None)
+    return model, make_step(model, make_batch(8, torch.Generator().manual_seed(1)), alpha=0.4)
+
+
 def _grads(model):
     return {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
 
@@ -84,11 +93,8 @@ VISUAL = ("patch_embed", "cls_token", "pos", "vit.", "mask_token")
 
 
 def test_psl_gradient_reaches_only_visual_side():
-    torch.manual_seed(0)
-    model = TinyVLP().enable_momentum()
     obj = _make(PSL)
-    obj.setup(model, None)
-    step = make_step(model, make_batch(8, torch.Generator().manual_seed(1)), alpha=0.4)
+    model, step = _one_step(obj)
     obj.loss(step).backward()
     got = _grads(model)
     allowed = {n for n, _ in model.named_parameters() if n.startswith(VISUAL + ("vision_proj", "concept_head"))}
@@ -100,11 +106,8 @@ def test_psl_gradient_reaches_only_visual_side():
 
 @pytest.mark.parametrize("cls", [ITC, ITM, MLM, MIM, XMM])
 def test_momentum_model_gets_no_gradient(cls):
-    torch.manual_seed(0)
-    model = TinyVLP().enable_momentum()
     obj = _make(cls)
-    obj.setup(model, None)
-    step = make_step(model, make_batch(8, torch.Generator().manual_seed(1)), alpha=0.4)
+    model, step = _one_step(obj)
     obj.loss(step).backward()
     assert all(p.grad is None for p in model.momentum_model().parameters())
     got = _grads(model)
@@ -118,12 +121,8 @@ def test_momentum_model_gets_no_gradient(cls):
 
 
 def test_shared_encodings_computed_once():
-    torch.manual_seed(0)
-    model = TinyVLP().enable_momentum()
     objs = [_make(c) for c in (ITC, ITM, MLM, PSL)]
-    for o in objs:
-        o.setup(model, None)
-    step = make_step(model, make_batch(8, torch.Generator().manual_seed(1)))
+    _, step = _one_step(*objs)
     sum(o.loss(step) for o in objs).backward()
     assert step.computed and set(step.computed.values()) == {1}
     assert {"image_embeds", "text_embeds", "image_feat", "text_feat", "m_image_feat", "m_text_feat"} <= set(step.computed)
@@ -207,9 +206,7 @@ def test_itm_random_negatives_ignore_similarity_and_train(monkeypatch):
     monkeypatch.setattr(itm_module, "sample_hard_negatives", spy)
     for mode in ("hard", "random"):
         seen.clear()
-        torch.manual_seed(0)
-        model = TinyVLP().enable_momentum()
-        step = make_step(model, make_batch(8, torch.Generator().manual_seed(1)), alpha=0.4)
+        _, step = _one_step()
         ITM("itm", {"negatives": mode}).loss(step)
         assert len(seen) == 2 and all(s.shape == (8, 8) for s, _ in seen)
         if mode == "random":
