@@ -18,8 +18,7 @@ from click.testing import CliRunner
 
 from simla_bench.cli import main
 from simla_bench.registry import set_registry
-from simla_bench.runner.pipeline import set_pipeline
-from helpers.runner_fakes import FakePipeline, FakeTask, config_data, fakes, make_registry  # noqa: F401 (fixture)
+from helpers.runner_fakes import FakeTask, config_data, fakes, make_registry  # noqa: F401 (fixture)
 
 TESTS_DIR = Path(__file__).parent
 
@@ -114,7 +113,7 @@ def wait_for(predicate, proc, timeout=30.0):
     return False
 
 
-def test_sigkill_mid_pretraining_then_resume(tmp_path):
+def test_sigkill_mid_pretraining_then_resume(tmp_path, fakes):
     cfg = write_config(tmp_path, pretrain={"steps": 12, "checkpoint_every": 2}, tasks={"toy": {}})
     out = tmp_path / "out"
     proc = start_run(tmp_path, cfg, out, sleep=0.25)
@@ -124,20 +123,13 @@ def test_sigkill_mid_pretraining_then_resume(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not list(out.glob("cells/*.json")) and not list(out.glob("pretrain/*/final.pt"))
-    pipe = FakePipeline()
-    set_registry(make_registry())
-    set_pipeline(pipe)
-    try:
-        res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--out", str(out)])
-    finally:
-        set_registry(None)
-        set_pipeline(None)
+    res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--out", str(out)])  # in-process, on the fakes
     assert res.exit_code == 0, res.output
-    assert pipe.pretrain_calls[0][2] > 1  # resumed after a checkpoint, not from step 1
+    assert fakes.pretrain_calls[0][2] > 1  # resumed after a checkpoint, not from step 1
     assert len(list(out.glob("cells/*.json"))) == 1
 
 
-def test_sigkill_mid_task_list_keeps_finished_cells(tmp_path):
+def test_sigkill_mid_task_list_keeps_finished_cells(tmp_path, fakes):
     cfg = write_config(tmp_path)  # tasks toy, toy2; the subprocess's toy2 takes 30 s
     out = tmp_path / "out"
     proc = start_run(tmp_path, cfg, out, sleep=0.0)
@@ -148,18 +140,11 @@ def test_sigkill_mid_task_list_keeps_finished_cells(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert len(list(out.glob("cells/*.json"))) == 1  # toy finished, toy2 was running
-    pipe = FakePipeline()
-    set_registry(make_registry())
-    set_pipeline(pipe)
     FakeTask.calls.clear()
-    try:
-        res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--out", str(out)])
-    finally:
-        set_registry(None)
-        set_pipeline(None)
+    res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--out", str(out)])  # in-process, on the fakes
     assert res.exit_code == 0, res.output
     assert "1 cells computed, 1 reused" in res.output
-    assert pipe.pretrain_calls == []  # the finished pretraining was reloaded
+    assert fakes.pretrain_calls == []  # the finished pretraining was reloaded
     assert FakeTask.calls == [("toy2", 0)]
 
 
