@@ -11,16 +11,12 @@ from simla_bench.plugins.objectives.itm import sample_hard_negatives
 from simla_bench.training.step_context import StepContext
 
 
-class _FeatModel(torch.nn.Module):
-    """Just enough model for ITC: features handed in directly."""
+class _Feats:
+    """Hands out fixed features: the encoders pass their input through, the
+    projections return ``feats`` (also the momentum copy, with its own)."""
 
-    def __init__(self, img, txt, m_img, m_txt):
-        super().__init__()
-        self.temp = torch.nn.Parameter(torch.tensor(0.1))
+    def __init__(self, img, txt):
         self.feats = (img, txt)
-        self.m = (m_img, m_txt)
-        self.embed_dim = img.shape[1]
-        self.queue_size = 3
 
     def encode_image(self, images):
         return images
@@ -35,21 +31,15 @@ class _FeatModel(torch.nn.Module):
         return self.feats[1]
 
 
-class _Mom:
-    def __init__(self, m):
-        self.m = m
+class _FeatModel(torch.nn.Module, _Feats):
+    """Just enough model for ITC: fixed features and a learnable temperature."""
 
-    def encode_image(self, images):
-        return images
-
-    def encode_text(self, ids, att):
-        return ids
-
-    def image_feat(self, e):
-        return self.m[0]
-
-    def text_feat(self, e, attention_mask=None):
-        return self.m[1]
+    def __init__(self, img, txt):
+        torch.nn.Module.__init__(self)
+        _Feats.__init__(self, img, txt)
+        self.temp = torch.nn.Parameter(torch.tensor(0.1))
+        self.embed_dim = img.shape[1]
+        self.queue_size = 3
 
 
 def _unit(*shape, seed):
@@ -75,7 +65,7 @@ def _hand_itc(img, txt, m_img, m_txt, keys_i, keys_t, pos, temp, alpha):
 def test_itc_with_queue_matches_hand_computation():
     torch.manual_seed(0)
     img, txt, m_img, m_txt = (_unit(2, 4, seed=s) for s in range(4))
-    model = _FeatModel(img, txt, m_img, m_txt)
+    model = _FeatModel(img, txt)
     itc = ITC("itc")
     itc.setup(model, None)
     qi, qt = _unit(3, 4, seed=10), _unit(3, 4, seed=11)
@@ -83,7 +73,7 @@ def test_itc_with_queue_matches_hand_computation():
     itc.queue.ids = torch.tensor([7, -1, -1])  # one queued caption of image id 7
     batch = {"images": torch.zeros(2, 1), "input_ids": torch.zeros(2, 1), "attention_mask": torch.ones(2, 1),
              "image_ids": [7, 8]}
-    step = StepContext(batch=batch, model=model, momentum=_Mom((m_img, m_txt)), alpha=0.4, step=0)
+    step = StepContext(batch=batch, model=model, momentum=_Feats(m_img, m_txt), alpha=0.4, step=0)
     loss = itc.loss(step)
     keys_i, keys_t = torch.cat([m_img, qi]), torch.cat([m_txt, qt])
     pos = [[1, 0, 1, 0, 0], [0, 1, 0, 0, 0]]
@@ -96,12 +86,12 @@ def test_itc_with_queue_matches_hand_computation():
 
 def test_itc_temperature_is_clamped_and_learnable():
     img, txt, m_img, m_txt = (_unit(2, 4, seed=s) for s in range(4))
-    model = _FeatModel(img.requires_grad_(), txt, m_img, m_txt)
+    model = _FeatModel(img.requires_grad_(), txt)
     with torch.no_grad():
         model.temp.fill_(0.9)
     itc = ITC("itc", {"queue_size": 0})
     batch = {"images": torch.zeros(2, 1), "input_ids": torch.zeros(2, 1), "attention_mask": torch.ones(2, 1)}
-    loss = itc.loss(StepContext(batch=batch, model=model, momentum=_Mom((m_img, m_txt)), alpha=0.0, step=0))
+    loss = itc.loss(StepContext(batch=batch, model=model, momentum=_Feats(m_img, m_txt), alpha=0.0, step=0))
     assert model.temp.item() == pytest.approx(0.5)
     loss.backward()
     assert model.temp.grad is not None and img.grad is not None
