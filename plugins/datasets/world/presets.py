@@ -6,37 +6,35 @@ from simla_bench.errors import ConfigError
 
 GENERATOR_VERSION = "2"
 
-#: pretrain: images (x captions_per_image pairs); retrieval/grounding/vqa: images per split
-#: (grounding: one ref with two sentences per image; vqa: three questions per image);
-#: nlvr2: statements per split (four image pairs each)
-PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {
-        "pretrain": 150, "captions_per_image": 2,
-        "retrieval_train": 24, "retrieval_val": 10, "retrieval_test": 16, "retrieval_test_comp": 10,
-        "grounding_train": 40, "grounding_val": 12, "grounding_testA": 12, "grounding_testB": 12, "grounding_test_comp": 12,
-        "vqa_train": 40, "vqa_val": 10, "vqa_test": 10, "vqa_test_comp": 10,
-        "nlvr2_train": 10, "nlvr2_dev": 5, "nlvr2_test": 5, "nlvr2_test_comp": 5,
-    },
-    "small": {
-        "pretrain": 3000, "captions_per_image": 2,
-        "retrieval_train": 500, "retrieval_val": 100, "retrieval_test": 200, "retrieval_test_comp": 100,
-        "grounding_train": 1000, "grounding_val": 150, "grounding_testA": 150, "grounding_testB": 150, "grounding_test_comp": 150,
-        "vqa_train": 1000, "vqa_val": 100, "vqa_test": 100, "vqa_test_comp": 100,
-        "nlvr2_train": 250, "nlvr2_dev": 50, "nlvr2_test": 50, "nlvr2_test_comp": 50,
-    },
-    "base": {
-        "pretrain": 20000, "captions_per_image": 2,
-        "retrieval_train": 5000, "retrieval_val": 500, "retrieval_test": 1000, "retrieval_test_comp": 500,
-        "grounding_train": 8000, "grounding_val": 750, "grounding_testA": 750, "grounding_testB": 750, "grounding_test_comp": 500,
-        "vqa_train": 8000, "vqa_val": 500, "vqa_test": 1000, "vqa_test_comp": 500,
-        "nlvr2_train": 2000, "nlvr2_dev": 250, "nlvr2_test": 250, "nlvr2_test_comp": 250,
-    },
-}
-
 RETRIEVAL_SPLITS = ("train", "val", "test", "test_comp")
 GROUNDING_SPLITS = ("train", "val", "testA", "testB", "test_comp")
 VQA_SPLITS = ("train", "val", "test", "test_comp")
 NLVR2_SPLITS = ("train", "dev", "test", "test_comp")
+
+
+def _counts(pretrain: int, *, retrieval: tuple[int, ...], grounding: tuple[int, ...], vqa: tuple[int, ...],
+            nlvr2: tuple[int, ...], captions_per_image: int = 2) -> dict[str, int]:
+    """One preset's counts: ``pretrain``, ``captions_per_image`` and ``<kind>_<split>`` for
+    every split of each kind, the sizes given in the order of the kind's ``*_SPLITS``."""
+    counts = {"pretrain": pretrain, "captions_per_image": captions_per_image}
+    for kind, splits, sizes in (("retrieval", RETRIEVAL_SPLITS, retrieval), ("grounding", GROUNDING_SPLITS, grounding),
+                                ("vqa", VQA_SPLITS, vqa), ("nlvr2", NLVR2_SPLITS, nlvr2)):
+        counts.update({f"{kind}_{split}": n for split, n in zip(splits, sizes, strict=True)})
+    return counts
+
+
+#: pretrain: images (x captions_per_image pairs); retrieval/grounding/vqa: images per split
+#: (grounding: one ref with two sentences per image; vqa: three questions per image);
+#: nlvr2: statements per split (four image pairs each)
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": _counts(150, retrieval=(24, 10, 16, 10), grounding=(40, 12, 12, 12, 12),
+                    vqa=(40, 10, 10, 10), nlvr2=(10, 5, 5, 5)),
+    "small": _counts(3000, retrieval=(500, 100, 200, 100), grounding=(1000, 150, 150, 150, 150),
+                     vqa=(1000, 100, 100, 100), nlvr2=(250, 50, 50, 50)),
+    "base": _counts(20000, retrieval=(5000, 500, 1000, 500), grounding=(8000, 750, 750, 750, 500),
+                    vqa=(8000, 500, 1000, 500), nlvr2=(2000, 250, 250, 250)),
+}
+
 #: identifier prefix of each NLVR2 split (the official test-P file is test1.json)
 NLVR2_PREFIX = {"train": "train", "dev": "dev", "test": "test1", "test_comp": "testcomp"}
 
