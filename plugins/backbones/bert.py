@@ -190,10 +190,14 @@ class BertSelfAttention(nn.Module):
         return out.transpose(1, 2).reshape(b, n, -1), probs
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, cfg):
+class BertResidualOutput(nn.Module):
+    """A sub-layer's output: ``LayerNorm(dropout(dense(x)) + residual)``, the dense
+    layer from ``in_width`` to ``hidden_size`` (after attention: ``hidden_size``; after
+    the feed-forward's intermediate layer: ``intermediate_size``)."""
+
+    def __init__(self, cfg, in_width: int):
         super().__init__()
-        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dense = nn.Linear(in_width, cfg.hidden_size)
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
@@ -205,7 +209,7 @@ class BertAttention(nn.Module):
     def __init__(self, cfg, kv_width: int | None = None):
         super().__init__()
         self.self = BertSelfAttention(cfg, kv_width)
-        self.output = BertSelfOutput(cfg)
+        self.output = BertResidualOutput(cfg, cfg.hidden_size)
 
     def forward(self, hidden, context=None, mask=None, want_probs: bool = False, kv=None):
         out, probs = self.self(hidden, context, mask, want_probs, kv)
@@ -225,17 +229,6 @@ class BertIntermediate(nn.Module):
         return self.act(self.dense(x))
 
 
-class BertFFNOutput(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
-
-    def forward(self, x, residual):
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
 class BertLayer(nn.Module):
     """Self-attention, optional cross-attention, feed-forward (post-LN, as BERT).
 
@@ -253,7 +246,7 @@ class BertLayer(nn.Module):
         if cross_attention:
             self.crossattention = BertAttention(cfg, kv_width=encoder_width)
         self.intermediate = BertIntermediate(cfg)
-        self.output = BertFFNOutput(cfg)
+        self.output = BertResidualOutput(cfg, cfg.intermediate_size)
         self.twin: BertLayer | None = None
 
     def add_twin(self) -> "BertLayer":
