@@ -41,7 +41,9 @@ class GroundingTask(ft.CheckedTask):
 
     version = "3"  # 2: iou option, default ALBEF's computeIoU rule (was pycocotools); 3: mode (zero_shot)
     primary_metric = "val/acc"
-    needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
+    #: Grad-CAM of the ITM logit on the fusion's text-to-image attention (fine-tuned with ITC + ITM, or
+    #: with ITM alone when the model has no ITC: :mod:`simla_bench.tasks.itc_itm`)
+    needs = frozenset({"text", "fusion", "itm_head"})
     data_kind = "grounding"
     defaults = ft.load_defaults("grounding")
     choices = {"mode": ft.MODES, "iou": files.IOU_RULES}

@@ -1,6 +1,7 @@
 """ITC + ITM fine-tuning on (image, text) pairs, shared by retrieval and
 grounding (ALBEF fine-tunes both the same way: every text of an image is a
-positive, momentum distillation of the ITC targets when ``alpha > 0``)."""
+positive, momentum distillation of the ITC targets when ``alpha > 0``); a model
+with only ITC or only ITM trains that half (:func:`simla_bench.tasks.itc_itm.loss_parts`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from simla_bench.heads import mark_trained
 from simla_bench.interfaces import TaskContext
 from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, text_max_len, tokenize
-from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss
+from simla_bench.tasks.itc_itm import DistinctImageSampler, itc_itm_loss, loss_parts
 
 
 def finetune_itc_itm(model: Any, ctx: TaskContext, options: dict, images: Sequence[Any], texts: Sequence[str],
@@ -46,6 +47,6 @@ def finetune_itc_itm(model: Any, ctx: TaskContext, options: dict, images: Sequen
                          warmup_steps=o["warmup_steps"], weight_decay=o["weight_decay"],
                          grad_clip=o["grad_clip"], after_step=after, progress=ctx.progress, log=ctx.log,
                          label=f"{label} fine-tune")
-    if log.steps > 0:  # the ITM loss trained this copy's ITM head
+    if log.steps > 0 and loss_parts(model)[1]:  # the ITM loss trained this copy's ITM head
         mark_trained(model, {"itm_head"})
     return log

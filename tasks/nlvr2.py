@@ -12,8 +12,13 @@
   a note when the source has none), then it and an MLP head (``Linear, GELU,
   Linear``) on the pooled fused states (``FusionOutput.pooled``) are fine-tuned with cross-entropy.
 * ``mode: zero_shot`` fine-tunes nothing: it scores the model as given with
-  the head a loaded checkpoint carried (``model.task_head_states["nlvr2"]``,
-  ALBEF's ``cls_head``: ``Linear, ReLU, Linear``), e.g. ALBEF's ``nlvr.pth``.
+  the model's own NLVR2 head when it has one (capability ``nlvr2_head``, e.g.
+  ViLT's NLVR2 checkpoint), else the head a loaded checkpoint carried
+  (``model.task_head_states["nlvr2"]``, ALBEF's ``cls_head``: ``Linear, ReLU,
+  Linear``), e.g. ALBEF's ``nlvr.pth``.
+* A model that fuses the text with each image in turn (BLIP, ViLT: the
+  adapter's ``fuse`` with two images) gives the two pooled states side by
+  side; the head reads their concatenation.
 * Metrics ``<split>/acc`` and ``<split>/consistency`` (lil-lab's rules, via
   :mod:`simla_bench.tasks.metrics.nlvr2`) for dev, test and test_comp.  Primary:
   ``test/acc``; ``per_example`` holds one 0/1 per test example.
@@ -53,6 +58,19 @@ def checkpoint_head(model, device) -> torch.nn.Module:
     return head.to(device).eval()
 
 
+class OwnNLVR2Head(torch.nn.Module):
+    """The model's own NLVR2 classifier (``model.nlvr2_logits``, capability ``nlvr2_head``,
+    e.g. ViLT's NLVR2 checkpoint) as the task's head: the pair's pooled states -> ``[B, 2]``
+    (false, true).  It holds no parameters of its own (the model is not a sub-module)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.__dict__["_model"] = model
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self._model.nlvr2_logits(pooled)
+
+
 class NLVR2Task(ft.CheckedTask):
     """NLVR2: two-image fusion + MLP head; accuracy and consistency."""
 
@@ -73,6 +91,18 @@ class NLVR2Task(ft.CheckedTask):
         images = model.encode_image(torch.cat([left, right]))
         e1, e2 = images[: len(left)], images[len(left):]
         return model.fuse(ids, mask, [e1, e2]).pooled
+
+    @classmethod
+    @torch.no_grad()
+    def pair_width(cls, model, left, right, ids, mask) -> int:
+        """The width of the pair's pooled states, by one probe pair in eval mode (no dropout
+        draws): the text width, or twice it for a model that fuses the images one by one."""
+        was_training = model.training
+        model.eval()
+        try:
+            return int(cls.fused_pooled(model, left, right, ids, mask).shape[-1])
+        finally:
+            model.train(was_training)
 
     @torch.no_grad()
     def predict(self, model, head, records, tok, device) -> dict[str, bool]:
@@ -111,7 +141,8 @@ class NLVR2Task(ft.CheckedTask):
             enable()
         tok = ctx.tokenizer or model.tokenizer
         if o["mode"] == "zero_shot":
-            head = checkpoint_head(model, device)
+            head = OwnNLVR2Head(model) if "nlvr2_head" in getattr(model, "capabilities", ()) \
+                else checkpoint_head(model, device)
             return self.evaluate(ctx, model, head, tok, device, {"mode": "zero_shot", "finetune": tune.TrainLog().summary()},
                                  {})
         max_len = text_max_len(model, o)
@@ -123,8 +154,8 @@ class NLVR2Task(ft.CheckedTask):
         left, right = bank.index([r.left for r in train]), bank.index([r.right for r in train])
         labels = torch.tensor([int(r.label) for r in train])
         sentences = [r.sentence for r in train]
-        with torch.no_grad():
-            width = int(model.encode_text(*tokenize(tok, sentences[:1], max_len, device)).shape[-1])
+        width = self.pair_width(model, bank.tensor[left[:1]].to(device), bank.tensor[right[:1]].to(device),
+                                *tokenize(tok, sentences[:1], max_len, device))
         ta_log, ta_skipped = text_assignment(model, self.fused_pooled, width, ctx.data, tok, o, gen, device, max_len,
                                              progress=ctx.progress, log=ctx.log)
         head = mlp_head(width, 2).to(device)

@@ -12,6 +12,11 @@
   objective, checkpoint or fine-tuning trained (:mod:`simla_bench.heads`) is
   ranked by the ITC similarities alone, said in the log and in
   ``extra["ranking"]`` (``extra["ranking_zero_shot"]`` for ``test_zs``).
+* By capability (:mod:`simla_bench.tasks.itc_itm`): a dual encoder (ITC, no
+  ITM: CLIP, SigLIP) is fine-tuned with ITC alone and ranked by its
+  similarities; a model without ITC (ViLT) is fine-tuned with ITM alone and
+  has every image-text pair scored by its ITM head (O(images x texts) fused
+  pairs: fine on the world, slow on COCO's 5k x 25k).
 * Metrics ``<split>/TR@1 ... /r_mean`` for ``test`` and ``test_comp`` (and
   ``test_zs/...`` for the pretrained model in finetune mode).  Primary:
   ``test/r_mean``; ``per_example`` holds one value per test image, the
@@ -34,6 +39,7 @@ from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, load_split, encode_images, encode_texts, text_max_len, tokenize
+from simla_bench.tasks.itc_itm import ITC_CAPABILITIES, ITM_CAPABILITIES, loss_parts
 from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
 from simla_bench.tasks.rerank import cached_itm_scorer, rerank
 
@@ -42,6 +48,7 @@ RECALL_KS = (1, 5, 10)
 #: ``extra["ranking"]``: how the scores were made
 RANKING_ITM = "itm (itc top-k re-scored by the ITM head)"
 RANKING_ITC = "itc (no trained ITM head)"
+RANKING_ITM_ALL = "itm over every pair (no ITC)"
 
 
 def per_image_scores(result: dict, img2txt: list[list[int]], n_txt: int) -> list[float]:
@@ -59,13 +66,19 @@ def per_image_scores(result: dict, img2txt: list[list[int]], n_txt: int) -> list
 def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_len: int, batch_size: int,
                      device, itm: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(scores_i2t, scores_t2i)`` of one :class:`RetrievalSplit`; with
-    ``itm=False`` the ITC similarities themselves (no ITM re-ranking)."""
+    ``itm=False`` the ITC similarities themselves (no ITM re-ranking).  A model
+    without ITC (:func:`~simla_bench.tasks.itc_itm.loss_parts`) has every pair
+    scored by ITM (the top-k of every query is then all of them)."""
     model.eval()
     bank = ImageBank(split.images, model)
     image_embeds = encode_images(model, bank.tensor[bank.index(split.images)], batch_size, device)
     ids, mask = tokenize(tokenizer, split.texts, max_len, device)
-    text_embeds = encode_texts(model, ids, mask, batch_size)
-    sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds, mask).t()
+    if loss_parts(model)[0]:
+        text_embeds = encode_texts(model, ids, mask, batch_size)
+        sims = model.image_feat(image_embeds) @ model.text_feat(text_embeds, mask).t()
+    else:  # no ITC to pick candidates: every pair is one
+        text_embeds, sims = None, torch.zeros(len(image_embeds), len(ids))
+        k = max(sims.shape)
     if not itm:
         sims = sims.float().cpu()
         return sims.numpy(), sims.t().contiguous().numpy()
@@ -80,7 +93,9 @@ class RetrievalTask(ft.CheckedTask):
 
     version = "1"
     primary_metric = "test/r_mean"
-    needs = frozenset({"text", "image_feat", "text_feat", "fusion", "itm_head"})
+    needs = frozenset({"text"})
+    #: ranked by ITC (top-k re-scored by ITM when the model has it), or by ITM alone
+    needs_one_of = (ITC_CAPABILITIES, ITM_CAPABILITIES)
     data_kind = "retrieval"
     defaults = ft.load_defaults("retrieval")
     positive = ("k", "batch_size", "eval_batch_size")
@@ -104,11 +119,18 @@ class RetrievalTask(ft.CheckedTask):
     # ------------------------------------------------------------------ eval
     def ranking(self, model, ctx: TaskContext, what: str) -> str:
         """:data:`RANKING_ITM` when ``model``'s ITM head was trained, else
-        :data:`RANKING_ITC` (logged: its re-ranking would be noise)."""
-        if is_trained(model, "itm_head"):
+        :data:`RANKING_ITC` (logged: its re-ranking would be noise); a dual encoder
+        (no ITM) :data:`RANKING_ITC`, a model without ITC :data:`RANKING_ITM_ALL`."""
+        itc, itm = loss_parts(model)
+        if itc and itm and is_trained(model, "itm_head"):
             return RANKING_ITM
-        ctx.log(f"{self.name}: {what} has no trained ITM head (no ITM objective, fine-tuning or checkpoint "
-                "filled it): ranking by ITC similarities alone, without ITM re-ranking")
+        if not itc:
+            if not is_trained(model, "itm_head"):
+                ctx.log(f"{self.name}: {what} has no ITC and an untrained ITM head: its scores are a control")
+            return RANKING_ITM_ALL
+        if itm:
+            ctx.log(f"{self.name}: {what} has no trained ITM head (no ITM objective, fine-tuning or checkpoint "
+                    "filled it): ranking by ITC similarities alone, without ITM re-ranking")
         return RANKING_ITC
 
     def evaluate(self, model, ctx: TaskContext, split_name: str, device,
@@ -143,7 +165,7 @@ class RetrievalTask(ft.CheckedTask):
                 t0 = time.perf_counter()
                 extra["ranking_zero_shot"] = self.ranking(model, ctx, "the pretrained model")
                 zs, _ = self.evaluate(model, ctx, "test", device, [],
-                                      itm=extra["ranking_zero_shot"] == RANKING_ITM)
+                                      itm=extra["ranking_zero_shot"] != RANKING_ITC)
                 metrics.update({k.replace("test/", "test_zs/", 1): v for k, v in zs.items()})
                 timings["zero_shot_eval"] = time.perf_counter() - t0
             log = self.finetune(model, ctx, device, gen)
@@ -154,7 +176,7 @@ class RetrievalTask(ft.CheckedTask):
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
             out = self.evaluate(model, ctx, split_name, device, extra["skipped_splits"],
-                                itm=extra["ranking"] == RANKING_ITM)
+                                itm=extra["ranking"] != RANKING_ITC)
             if out is None:
                 continue
             metrics.update(out[0])

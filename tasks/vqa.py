@@ -25,6 +25,10 @@ Answer heads (option ``answer_head``):
   ``mode: finetune`` starts it from the model's top layers and MLM head, or
   from a loaded checkpoint's decoder (``model.answer_decoder_state``);
   ``mode: zero_shot`` evaluates the checkpoint's decoder without training.
+* ``classifier`` with ``mode: zero_shot``: the model's own answer classifier
+  (capability ``vqa_head``, e.g. ViLT's VQA checkpoint: ``model.vqa_logits``
+  over ``model.vqa_answers``), no training.  A model without one makes the
+  cell ``n/a``, as a model without an MLM head does for ``decoder``.
 """
 
 from __future__ import annotations
@@ -59,6 +63,19 @@ def annotations_of(records) -> list[dict]:
 ANSWER_HEADS = ("classifier", "decoder")
 
 
+class OwnAnswerHead(torch.nn.Module):
+    """The model's own VQA classifier (``model.vqa_logits``, capability ``vqa_head``) as
+    the task's head: pooled fused states -> logits over ``model.vqa_answers``.  It holds
+    no parameters of its own (the model is not a sub-module)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.__dict__["_model"] = model
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self._model.vqa_logits(pooled)
+
+
 class VQATask(ft.CheckedTask):
     """VQA v2: classifier over the answer vocabulary or ALBEF's answer decoder; official VQA accuracy."""
 
@@ -73,9 +90,10 @@ class VQATask(ft.CheckedTask):
     def check_options(self, name: str, o) -> None:
         if o["max_answers"] < 0:
             raise ConfigError(f"task '{name}': max_answers must be >= 0 (0 = every training answer)")
-        if o["mode"] == "zero_shot" and o["answer_head"] != "decoder":
-            raise ConfigError(f"task '{name}': mode zero_shot needs answer_head: decoder (a classifier head has "
-                              f"no pretrained weights)")
+        # what the options add to the needs (a model without it makes the cell n/a): zero-shot
+        # classification reads the model's own answer classifier; the decoder starts from its MLM head
+        own = {"vqa_head"} if o["mode"] == "zero_shot" and o["answer_head"] == "classifier" else set()
+        self.needs = type(self).needs | own | ({"mlm_head"} if o["answer_head"] == "decoder" else set())
         if isinstance(o["decoder_layers"], bool) or not isinstance(o["decoder_layers"], int) or o["decoder_layers"] < 0:
             raise ConfigError(f"task '{name}': decoder_layers must be an integer >= 0 (0 = the model's fusion "
                               f"layer count), got {o['decoder_layers']!r}")
@@ -153,6 +171,12 @@ class VQATask(ft.CheckedTask):
                 a_ids, a_mask = ad.tokenize_answers(tok, flat, device, max_len=answer_max_len)
                 return head.answer_loss(states, mask, a_ids, a_mask, counts,
                                         torch.tensor(weights, device=device))
+        elif o["mode"] == "zero_shot":  # the model's own answer classifier over its own answers (vqa_head)
+            head, vocab, steps, head_lr_mult = OwnAnswerHead(model), AnswerVocab(list(model.vqa_answers)), 0, 1.0
+            head_info["head"] = "the model's own"
+
+            def step_loss(i: int) -> torch.Tensor:
+                raise AssertionError("zero-shot VQA trains nothing")
         else:
             probe_ids, probe_mask = tokenize(tok, questions[:1], max_len, device, kind="question")
             width = fusion_width(model, bank.tensor[rows[:1]].to(device), probe_ids, probe_mask)

@@ -38,6 +38,40 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
                            checkpoint_format=checkpoint_format, no_pretrain=no_pretrain, controls=controls)
 
 
+def apply_model_option(cfg, spec: str, *, rows_given: bool, steps: int | None):
+    """``--model NAME[:PATH]``: the experiment's model becomes ``NAME`` (its options
+    kept when it is the config's model, else none), ``PATH`` going into the option the
+    recipe names in ``path_option`` (the hf_* models: ``path``).  A model read from a
+    PATH with no ``--objectives``/``--steps``/``--ablate``/``--matrix`` is evaluated as
+    loaded: ``pretrain.steps`` 0 and one row named ``NAME:<folder name>``."""
+    from simla_bench.config import parse_config
+    from simla_bench.errors import ConfigError
+    from simla_bench.registry import get_registry
+
+    name, sep, path = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise ConfigError("--model names no model", hint="give NAME or NAME:PATH, e.g. --model hf_blip:/path/to/blip")
+    recipe = get_registry().load("model", name)  # an unknown name: one line with did-you-mean
+    data = cfg.model_dump()
+    options = dict(data["model"].get("options") or {}) if name == data["model"].get("name") else {}
+    if sep:
+        option = getattr(recipe, "path_option", None)
+        if not option:
+            raise ConfigError(f"--model {name}:PATH: model '{name}' takes no PATH",
+                              hint=f"give --model {name} and set its options in the config's model: section"
+                                   + (" (a checkpoint: --checkpoint FILE)" if name == "vlp" else ""))
+        if not path.strip():
+            raise ConfigError(f"--model {name}: the PATH after ':' is empty", hint=f"--model {name}:/path/to/model")
+        local = Path(path).expanduser()
+        options[option] = str(local.resolve()) if local.exists() else path
+    data["model"] = {"name": name, "options": options}
+    if sep and not rows_given and steps is None:
+        data["pretrain"]["steps"] = 0
+        data["matrix"] = [{"name": f"{name}:{Path(path).name or path}", "objectives": []}]
+    return parse_config(data, "command line")
+
+
 @click.command("run")
 @click.option("--objectives", help="Comma-separated objective set for one row, e.g. itc,xmm,psl.")
 @click.option("--tasks", help="Comma-separated tasks (columns), e.g. retrieval,vqa.")
@@ -55,6 +89,10 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
                    "model before pretraining/evaluation (model.options.checkpoint).")
 @click.option("--checkpoint-format", type=click.Choice(["auto", "simla_bench", "albef", "simla"]),
               help="Key layout of --checkpoint (default auto: detected from its keys).")
+@click.option("--model", "model_spec", metavar="NAME[:PATH]",
+              help="The model to run (`simla-bench list models`): e.g. hf_blip:/path/to/blip, a local "
+                   "save_pretrained directory (docs/models.md). With a PATH and no --objectives/--steps it is "
+                   "evaluated as loaded, one row named after it.")
 @click.option("--no-pretrain", is_flag=True,
               help="Evaluate the model as built/loaded: pretrain.steps 0 and one row named after the checkpoint.")
 @click.option("--controls/--no-controls", default=None,
@@ -76,8 +114,8 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
               help="Run under torchrun with N processes on this machine (gloo on CPU, NCCL on GPUs); "
                    "rank 0 writes the results.")
 def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_file, data_fraction, steps, device,
-                checkpoint, checkpoint_format, no_pretrain, controls, force, force_rows, quiet, log_jsonl, baseline, executor,
-                nproc_per_node):
+                checkpoint, checkpoint_format, model_spec, no_pretrain, controls, force, force_rows, quiet, log_jsonl,
+                baseline, executor, nproc_per_node):
     """Pretrain each objective set, score it on every task, print the leaderboard.
 
     With no options this runs configs/default.yaml on the built-in world
@@ -95,6 +133,7 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
       simla-bench run --ablate --executor slurm --config my_cluster.yaml
       simla-bench run --nproc-per-node 2 --steps 100
       simla-bench run --config configs/eval/albef_flickr30k.yaml --checkpoint flickr30k.pth --no-pretrain
+      simla-bench run --model hf_blip:/path/to/blip --tasks retrieval
     """
     if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
         raise SystemExit(_relaunch_under_torchrun(nproc_per_node, click.get_current_context()))
@@ -110,6 +149,9 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
 
     cfg = _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device,
                     checkpoint, checkpoint_format, no_pretrain, controls)
+    if model_spec:
+        cfg = apply_model_option(cfg, model_spec, rows_given=bool(objectives or ablate or matrix_file),
+                                 steps=steps)
     # before any work: a device this machine lacks (jobs of another machine: the name only), an output
     # path that cannot be written
     check_device(cfg.device, available=(executor or cfg.executor.kind) != "slurm")

@@ -62,8 +62,8 @@ def na_lines(board: Leaderboard) -> list[str]:
             if col.task not in tasks:
                 tasks.append(col.task)
             missing.update(na.get("missing", ()))
-    return [f"{NA}: {row.label} ({model}) does not run {', '.join(tasks)}: the model lacks "
-            f"{', '.join(sorted(missing))}; left out of every mean and comparison"
+    return [f"{NA}: {row.label}{'' if model in ('', row.label) else f' ({model})'} does not run {', '.join(tasks)}: "
+            f"the model lacks {', '.join(sorted(missing))}; left out of every mean and comparison"
             for row, tasks, missing, model in by_row.values()]
 
 

@@ -29,21 +29,13 @@ def unmet(component: Any, capabilities: frozenset[str] | set[str]) -> list[str]:
     """The capabilities ``component`` needs that ``capabilities`` lack: every one of
     its ``needs``, plus, when it declares ``needs_one_of`` (alternative sets, e.g. a
     task that works with ITC or with ITM) and no set is complete, the missing part of
-    the set closest to complete."""
+    the set closest to complete (the first declared of equally close ones)."""
     have = set(capabilities)
     lacking = set(getattr(component, "needs", ())) - have
     alternatives = [frozenset(a) for a in getattr(component, "needs_one_of", ()) or ()]
     if alternatives and not any(a <= have for a in alternatives):
-        lacking |= min(alternatives, key=lambda a: (len(a - have), sorted(a))) - have
+        lacking |= min(alternatives, key=lambda a: len(a - have)) - have  # ties: the first declared
     return sorted(lacking)
-
-
-def describe_needs(component: Any) -> str:
-    """What ``component`` needs, in words (``text, fusion`` or ``text and (image_feat, text_feat or
-    fusion, itm_head)``)."""
-    base = ", ".join(sorted(getattr(component, "needs", ()))) or "nothing"
-    alternatives = [", ".join(sorted(a)) for a in getattr(component, "needs_one_of", ()) or ()]
-    return f"{base} and ({' or '.join(alternatives)})" if alternatives else base
 
 
 def missing_needs(objectives: Mapping[str, Any], capabilities: frozenset[str] | set[str]) -> dict[str, list[str]]:
