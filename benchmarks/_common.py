@@ -4,7 +4,7 @@ Owns: the machine description every result carries (CPU model, cores, torch
 threads and build, memory, load average before/after), the rich table printer,
 the JSON result writer (``benchmarks/results/<name>.json`` unless ``--out``),
 a robust timer (median of repeats after warm-up), the dense-matmul roofline
-probe, and helpers that build the default experiment's world, tokenizer,
+probe, the FLOP counter (torch's, plus the CPU attention kernel), and helpers that build the default experiment's world, tokenizer,
 model and objectives through the same public APIs ``simla-bench run`` uses.
 
 Benchmarks report ratios measured in one process on one machine; absolute
@@ -128,6 +128,30 @@ def matmul_rate(m: int, k: int, n: int, *, device: str = "cpu", dtype: Any = Non
     return {"shape": f"{'%dx' % batch if batch else ''}[{m}x{k}]@[{k}x{n}]", "flops": flops,
             "seconds": t["median_s"], "gflops_per_s": flops / t["median_s"] / 1e9,
             "best_gflops_per_s": flops / t["min_s"] / 1e9}
+
+
+# ----------------------------------------------------------------------- FLOPs
+def flop_counter():
+    """``torch.utils.flop_counter.FlopCounterMode`` that also counts the CPU's fused
+    attention kernel (torch registers only the CUDA SDPA kernels: on the CPU the
+    attention FLOPs went uncounted), forward and backward."""
+    import torch
+    from torch.utils import flop_counter as fc
+
+    def forward(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    def backward(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+    aten = torch.ops.aten
+    extra = {}
+    for name, formula in (("_scaled_dot_product_flash_attention_for_cpu", forward),
+                          ("_scaled_dot_product_flash_attention_for_cpu_backward", backward)):
+        op = getattr(aten, name, None)
+        if op is not None:
+            extra[op] = formula
+    return fc.FlopCounterMode(display=False, custom_mapping=extra)
 
 
 # ---------------------------------------------------------------------- output

@@ -17,8 +17,12 @@ is timed for the SIMLA set as a cross-check.  ``--profile`` adds a
 torch.profiler operator table of the SIMLA step.
 
 ``--device cuda --reference`` runs the step at the papers' size (ViT-B/16 at
-256px, BERT-base, batch 64, bf16 autocast) on synthetic batches; it needs a
-GPU and is never part of CI.
+256px, BERT-base, batch 64) on synthetic batches; it needs a GPU and is never
+part of CI.  On a GPU the step runs under bf16 autocast (``--reference``),
+with the fused SDPA kernels first (flash, cuDNN, memory-efficient), the image
+encoder and its inputs in channels-last, batches copied from pinned host
+memory, and the model's FLOP/s is printed against the device's dense peak
+(``_device.GPU_PEAKS``; a device not in the table is named as such).
 
 Target: the SIMLA set at >= 50% of the large-square matmul rate (CPU).
 
@@ -37,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
+import _device as D  # noqa: E402
 
 OBJECTIVE_SETS = ["itc", "itc,itm", "itc,itm,mlm", "itc,itm,xmm", "itc,itm,psl", "itc,itm,xmm,psl"]
 SIMLA = "itc,itm,xmm,psl"
@@ -57,6 +62,7 @@ class StepRunner:
         self.cfg, self.model, self.device = cfg, model, device
         torch.manual_seed(0)
         model.to(device)
+        D.channels_last(model, device)
         caps = frozenset(getattr(model, "capabilities", frozenset()))
         self.momentum = model.momentum_model() if "momentum" in caps else None
         for obj, _ in objectives.values():
@@ -80,7 +86,7 @@ class StepRunner:
         ctx = StepContext(batch=batch, model=self.model, momentum=self.momentum, alpha=self.alpha, step=self.steps)
         amp = (torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
                if self.autocast_dtype is not None else contextlib.nullcontext())
-        with amp:
+        with amp, D.fused_attention(self.device):
             losses = [(w, obj.loss(ctx)) for obj, w in self.objectives.values()]
             total = sum(w * loss.float() for w, loss in losses)
         total.backward()
@@ -101,13 +107,11 @@ class StepRunner:
 
 def count_flops(runner: StepRunner, batches: list[dict]) -> float:
     """Mean forward+backward FLOPs of one step over ``batches`` (torch's FLOP counter:
-    matmuls, convolutions, attention)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+    matmuls, convolutions, attention, the CPU's fused attention included)."""
     totals = []
     for batch in batches:
         runner.optimizer.zero_grad(set_to_none=True)
-        with FlopCounterMode(display=False) as counter:
+        with C.flop_counter() as counter:
             runner.forward_backward(batch)
         totals.append(counter.get_total_flops())
     runner.optimizer.zero_grad(set_to_none=True)
@@ -136,9 +140,13 @@ def load_batches(cfg: Any, records: list, tokenizer: Any, image_size: int, n: in
 
     loader, _ = build_loader(records, tokenizer=tokenizer, max_text_len=C.model_options(cfg)["max_text_len"],
                              transform=image_transform(image_size, train=cfg.pretrain.augment),
-                             global_batch=cfg.pretrain.batch_size, seed=0, num_workers=0)
+                             global_batch=cfg.pretrain.batch_size, seed=0, num_workers=0,
+                             pin_memory=device.type == "cuda")
     it = iter(loader)
-    return [move_batch(next(it), device) for _ in range(n)]
+    out = [move_batch(next(it), device) for _ in range(n)]
+    for batch in out:
+        batch["images"] = D.to_device_images(batch["images"], device)
+    return out
 
 
 def synthetic_batches(cfg: Any, tokenizer: Any, image_size: int, n: int, device: Any, text_len: int = 30) -> list:
@@ -152,7 +160,7 @@ def synthetic_batches(cfg: Any, tokenizer: Any, image_size: int, n: int, device:
         ids = torch.randint(1000, len(tokenizer), (b, text_len), generator=gen)
         ids[:, 0] = tokenizer.cls_token_id
         ids[:, -1] = tokenizer.sep_token_id
-        out.append({"images": torch.randn(b, 3, image_size, image_size, generator=gen).to(device),
+        out.append({"images": D.to_device_images(torch.randn(b, 3, image_size, image_size, generator=gen), device),
                     "input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
                     "captions": [f"c{i}-{j}" for j in range(b)], "image_ids": [f"{i}-{j}" for j in range(b)],
                     "indices": torch.arange(b).to(device)})
@@ -265,13 +273,10 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     quick = args.quick
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("pretrain_step.py: --device cuda but CUDA is not available here "
-                         "(the GPU reference-size benchmark was not measured on this machine)")
-    if args.reference and device.type != "cuda":
+    if args.reference and not args.device.startswith("cuda"):
         raise SystemExit("pretrain_step.py: --reference needs --device cuda (ViT-B/16 + BERT-base does not fit "
                          "a useful CPU benchmark); not measured on this machine")
+    device = D.resolve(args.device, "pretrain_step.py")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sets = [s.strip() for s in (args.sets or (f"itc;{SIMLA}" if quick else ";".join(OBJECTIVE_SETS))).split(";")
             if s.strip()]
@@ -379,7 +384,17 @@ def main(argv: list[str] | None = None) -> dict:
         C.print_table("profile by op group", ["group", "share"],
                       [[g, f"{100 * s:.1f}%"] for g, s in prof["groups"].items()])
 
+    peak = None
+    if device.type == "cuda":
+        precision = "bf16" if args.reference else "fp32"
+        name = D.device_name(device)
+        value, what = D.peak_tflops(name, precision)
+        peak = {"device": name, "precision": precision, "peak_tflops": value, "matched": what}
+        for r in rows_out:
+            r["util_vs_device_peak"] = None if value is None else r["model_gflops_per_s"] / (value * 1e3)
+            print(f"{r['objectives']}: {D.utilisation_line(r['model_gflops_per_s'] * 1e9, name, precision)}")
     payload = {"machine": machine, "quick": quick, "reference": args.reference, "batch_size": cfg.pretrain.batch_size,
+               "device_peak": peak,
                "model": {"image": C.model_options(cfg)["image"]["name"], "text": C.model_options(cfg)["text"]["name"], "params": n_params,
                          "image_size": cfg.datasets["world"].options.get("image_size", 64),
                          "mean_text_len": text_len, "precision": "bf16" if args.reference else "fp32"},
