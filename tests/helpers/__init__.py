@@ -5,4 +5,5 @@
 - :mod:`helpers.objectives_tiny`: a tiny VLP model and batches for the objectives' training tests
 - :mod:`helpers.retrieval_chance`: the exact chance level of the retrieval metrics
 - :mod:`helpers.training_dist_worker`: the worker script of the distributed-training tests
+- :mod:`helpers.hf_checkpoints`: tiny random Hugging Face checkpoints (CLIP, SigLIP, BLIP, ViLT) saved to a folder
 """
