@@ -38,7 +38,7 @@ from simla_bench.tasks import finetune as ft
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
-from simla_bench.tasks.heads import mlp_head
+from simla_bench.tasks.heads import ModelHead, mlp_head
 from simla_bench.tasks.nlvr2_assignment import text_assignment
 
 
@@ -56,19 +56,6 @@ def checkpoint_head(model, device) -> torch.nn.Module:
                                torch.nn.Linear(hidden, int(state["2.weight"].shape[0])))
     head.load_state_dict({k: v.float() for k, v in state.items()})
     return head.to(device).eval()
-
-
-class OwnNLVR2Head(torch.nn.Module):
-    """The model's own NLVR2 classifier (``model.nlvr2_logits``, capability ``nlvr2_head``,
-    e.g. ViLT's NLVR2 checkpoint) as the task's head: the pair's pooled states -> ``[B, 2]``
-    (false, true).  It holds no parameters of its own (the model is not a sub-module)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.__dict__["_model"] = model
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self._model.nlvr2_logits(pooled)
 
 
 class NLVR2Task(ft.CheckedTask):
@@ -141,7 +128,7 @@ class NLVR2Task(ft.CheckedTask):
             enable()
         tok = ctx.tokenizer or model.tokenizer
         if o["mode"] == "zero_shot":
-            head = OwnNLVR2Head(model) if "nlvr2_head" in getattr(model, "capabilities", ()) \
+            head = ModelHead(model, "nlvr2_logits") if "nlvr2_head" in getattr(model, "capabilities", ()) \
                 else checkpoint_head(model, device)
             return self.evaluate(ctx, model, head, tok, device, {"mode": "zero_shot", "finetune": tune.TrainLog().summary()},
                                  {})

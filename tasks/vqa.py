@@ -47,7 +47,7 @@ from simla_bench.training import finetune as tune
 from simla_bench.tasks import answer_decoder as ad
 from simla_bench.tasks.answers import AnswerVocab
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
-from simla_bench.tasks.heads import fusion_width, mlp_head
+from simla_bench.tasks.heads import ModelHead, fusion_width, mlp_head
 
 
 def type_key(answer_type: str) -> str:
@@ -61,19 +61,6 @@ def annotations_of(records) -> list[dict]:
 
 
 ANSWER_HEADS = ("classifier", "decoder")
-
-
-class OwnAnswerHead(torch.nn.Module):
-    """The model's own VQA classifier (``model.vqa_logits``, capability ``vqa_head``) as
-    the task's head: pooled fused states -> logits over ``model.vqa_answers``.  It holds
-    no parameters of its own (the model is not a sub-module)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.__dict__["_model"] = model
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self._model.vqa_logits(pooled)
 
 
 class VQATask(ft.CheckedTask):
@@ -172,7 +159,8 @@ class VQATask(ft.CheckedTask):
                 return head.answer_loss(states, mask, a_ids, a_mask, counts,
                                         torch.tensor(weights, device=device))
         elif o["mode"] == "zero_shot":  # the model's own answer classifier over its own answers (vqa_head)
-            head, vocab, steps, head_lr_mult = OwnAnswerHead(model), AnswerVocab(list(model.vqa_answers)), 0, 1.0
+            head, vocab = ModelHead(model, "vqa_logits"), AnswerVocab(list(model.vqa_answers))
+            steps, head_lr_mult = 0, 1.0
             head_info["head"] = "the model's own"
 
             def step_loss(i: int) -> torch.Tensor:
