@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="fuse every unique pair up to this many, else extrapolate from a sample (default 30000)")
     p.add_argument("--ref-pairs", type=int, default=None, help="pairs timed at batch 1 for the reference (default 200)")
     p.add_argument("--batch", type=int, default=256, help="encode/fuse batch (the task's eval_batch_size)")
+    p.add_argument("--exact-images", type=int, default=16,
+                   help="images of the full rerank vs rerank_reference comparison (default 16, 5 captions each)")
     p.add_argument("--world", default=None)
     p.add_argument("--world-root", default=None)
     args = p.parse_args(argv)
@@ -271,9 +273,9 @@ def main(argv: list[str] | None = None) -> dict:
     gen = torch.Generator().manual_seed(0)
 
     print("exact check vs rerank_reference ...", file=sys.stderr)
-    small_n = min(sizes[0], 4 if quick else 40)
+    small_n = min(sizes[0], 4 if quick else args.exact_images)
     imgs, txts = build_inputs(records, small_n)
-    check = exact_check(model, Encoded(model, imgs, txts, tokenizer, max_len, args.batch), min(ks[0], 16), args.batch)
+    check = exact_check(model, Encoded(model, imgs, txts, tokenizer, max_len, args.batch), min(ks[0], 10), args.batch)
 
     rows = []
     for n in sizes:

@@ -74,9 +74,11 @@ def data_pipeline(doc: dict) -> str:
 
 def retrieval_eval(doc: dict) -> str:
     rows = [[r["images"], r["k"], r["unique_pairs"], r["shared_s"], r["rerank_s"], r["eval_s"], r["reference_s"],
-             f"{r['speedup']:.1f}x", r["max_abs_diff_sampled"], r["measured"]] for r in doc["cells"]]
+             f"{r['speedup']:.1f}x", r.get("plain_batched_s"),
+             None if "speedup_vs_plain_batched" not in r else f"{r['speedup_vs_plain_batched']:.2f}x",
+             r["max_abs_diff_sampled"], r["measured"]] for r in doc["cells"]]
     text = _table(["N images", "k", "unique pairs", "encode+sims s", "rerank s", "eval s", "reference s", "speedup",
-                   "max abs diff", "measured"], rows)
+                   "plain batched s", "vs plain", "max abs diff", "measured"], rows)
     ck = doc["exact_check"]
     slopes = ", ".join(f"k={k}: {v:.2f}" for k, v in doc["loglog_slope_vs_N"].items() if v is not None and "_" not in k)
     text += (f"\n\nExact check (N={ck['images']}, k={ck['k']}, full `rerank_reference` loop): max abs diff "
@@ -107,8 +109,42 @@ def end_to_end(doc: dict) -> str:
     return text + f"\n\nMachine: {_machine(doc)}."
 
 
+def coco_eval(doc: dict) -> str:
+    proj, gpu = doc["projection"], doc["gpu_projection"]
+    rows = [[name, proj["items"][name], proj["seconds_per_item"][name], proj["seconds"][name],
+             proj["flops"][name] / 1e9, None if gpu["bound_s"] is None else proj["flops"][name] / (gpu["peak_tflops"] * 1e12)]
+            for name in proj["seconds"]]
+    rows.append(["total", None, None, proj["total_s"], proj["total_flops"] / 1e9, gpu["bound_s"]])
+    text = _table(["stage", "items", "s per item", "projected s (this device)", "GFLOP", f"{gpu['device']} s at 100%"], rows)
+    s, per = doc["sample"], doc["per_1000_pairs"]
+    text += (f"\n\nUnique pairs {doc['stage1']['unique_pairs']:,} of {doc['stage1']['candidate_pairs']:,} candidates. "
+             f"1,000 pairs: {per['measured_s']:.1f} s cached"
+             + (f", {per['plain_measured_s']:.1f} s without caches" if "plain_measured_s" in per else "")
+             + f" ({per['flops'] / 1e12:.2f} TFLOP). GPU projection: {gpu['peak']}; "
+             + ("-" if gpu["bound_s"] is None else f"{gpu['bound_s']:.0f} s at 100%, {gpu['assumed_s']:.0f} s at an "
+                                                  f"assumed {gpu['utilisation']:.0%}")
+             + f". Peak RSS {doc['peak_rss_gib']:.2f} GiB; a full split holds "
+             f"{sum(doc['held_memory_gib'].values()):.1f} GiB (fp32, from shapes).")
+    return text + f"\n\nMachine: {_machine(doc)}."
+
+
+def refcoco_gradcam(doc: dict) -> str:
+    per, fl, n = doc["seconds_per_expression"], doc["flops_per_expression"], doc["expressions"]
+    rows = [["image: ViT encode", per["encode_image"], n * per["encode_image"], fl["encode_image"] / 1e9],
+            ["Grad-CAM forward + backward", per["gradcam"], n * per["gradcam"], fl["gradcam"] / 1e9],
+            ["upsample + score proposals", per["upsample_and_proposals"], n * per["upsample_and_proposals"], None],
+            ["total", doc["seconds_per_expression_total"], doc["projected_s"], fl["total"] / 1e9]]
+    text = _table(["stage", "s per expression", f"s for {n:,}", "GFLOP per expression"], rows)
+    gpu = doc["gpu_projection"]
+    text += (f"\n\nGPU projection: {gpu['peak']}; "
+             + ("-" if gpu["bound_s"] is None else f"{gpu['bound_s']:.1f} s at 100%, {gpu['assumed_s']:.1f} s at an "
+                                                  f"assumed {gpu['utilisation']:.0%}")
+             + f". Peak RSS {doc['peak_rss_gib']:.2f} GiB.")
+    return text + f"\n\nMachine: {_machine(doc)}."
+
+
 RENDER = {"pretrain_step": pretrain_step, "data_pipeline": data_pipeline, "retrieval_eval": retrieval_eval,
-          "end_to_end": end_to_end}
+          "end_to_end": end_to_end, "coco_eval": coco_eval, "refcoco_gradcam": refcoco_gradcam}
 
 
 def main(argv: list[str] | None = None) -> None:
