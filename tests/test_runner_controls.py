@@ -148,6 +148,24 @@ def test_torchrun_argv_passes_an_explicit_no_controls():
     assert not {"--controls", "--no-controls"} & set(torchrun_argv(2, run_command.make_context("run", [])))
 
 
+def test_the_none_row_is_evaluated_at_the_pretraining_image_size(tmp_path):
+    """No trainer runs for a row without pretraining; the model still gets the image size the
+    pretrained rows are trained (and then fine-tuned) at."""
+    from simla_bench.runner.pipeline import DefaultPipeline
+
+    class Model:
+        image_size = 64
+
+        def set_image_size(self, px):
+            self.image_size = px
+
+    cfg = make_config(tmp_path, pretrain={"steps": 0, "image_size": 32})
+    out = DefaultPipeline().pretrain(cfg, {}, Model(), [], tmp_path, 0, None)
+    assert out.model.image_size == 32 and out.steps == 0 and out.loss_curve == []
+    kept = DefaultPipeline().pretrain(make_config(tmp_path, pretrain={"steps": 0}), {}, Model(), [], tmp_path, 0, None)
+    assert kept.model.image_size == 64
+
+
 # ------------------------------------------------------------------ the permutation
 
 
