@@ -80,7 +80,8 @@ def retrieval_eval(doc: dict) -> str:
     text = _table(["N images", "k", "unique pairs", "encode+sims s", "rerank s", "eval s", "reference s", "speedup",
                    "plain batched s", "vs plain", "max abs diff", "measured"], rows)
     ck = doc["exact_check"]
-    slopes = ", ".join(f"k={k}: {v:.2f}" for k, v in doc["loglog_slope_vs_N"].items() if v is not None and "_" not in k)
+    slopes = ", ".join(f"k={k}: {v:.2f}" for k, v in doc["loglog_slope_vs_N"].items()
+                       if v is not None and "_" not in k) or "n/a (one N)"
     text += (f"\n\nExact check (N={ck['images']}, k={ck['k']}, full `rerank_reference` loop): max abs diff "
              f"{ck['max_abs_diff']:.1e}, {'equal' if ck['equal'] else 'DIFFERENT'}, measured speed-up "
              f"{ck['speedup_measured']:.1f}x. Log-log slope of eval time vs N: {slopes} (1 = linear). "
