@@ -116,9 +116,9 @@ class ColumnSensitivity:
             text += f", MDE {self.mde:.2f} at {_seeds_text(self.n_seeds)}"
             if not self.seed_std_rows:
                 text += " (seed noise unknown with 1 seed per row: test-set noise only)"
-        good = none.diff > 0 if self.direction == "higher" else none.diff < 0
-        return text + (" — differences in this column are noise" if good else
-                       " — no row beats no pretraining in this column")
+        worse = none.diff < 0 if self.direction == "higher" else none.diff > 0
+        return text + (" — no row beats no pretraining in this column" if worse else
+                       " — differences in this column are noise")
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "best_row": self.best_row, "best": self.best,
