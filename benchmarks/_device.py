@@ -57,6 +57,33 @@ def utilisation_line(flops_per_s: float, device_name: str, dtype: str = "bf16") 
     return f"{rate} = {100 * flops_per_s / (peak * 1e12):.1f}% of {what}"
 
 
+def add_args(parser: Any) -> None:
+    """``--device``, ``--gpu`` (the projection's device) and ``--utilisation`` (its assumed share of the peak)."""
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast, fused attention, channels-last)")
+    parser.add_argument("--gpu", default=PROJECTION_DEVICE, help="device name the projection looks up (default H100)")
+    parser.add_argument("--utilisation", type=float, default=0.4,
+                        help="share of the GPU's peak assumed for the realistic projection (default 0.4)")
+
+
+def projection(total_flops: float, gpu: str, utilisation: float) -> dict[str, Any]:
+    """Seconds for ``total_flops`` on ``gpu`` at 100% of its dense bf16 peak (the
+    bound) and at ``utilisation`` (an assumption); ``bound_s`` None when the
+    device is not in the table (``peak`` says why)."""
+    peak, what = peak_tflops(gpu, "bf16")
+    if peak is None:
+        return {"device": gpu, "peak": what, "bound_s": None, "assumed_s": None}
+    bound = total_flops / (peak * 1e12)
+    return {"device": gpu, "peak": what, "peak_tflops": peak, "bound_s": bound, "utilisation": utilisation,
+            "assumed_s": bound / utilisation}
+
+
+def projection_line(what: str, proj: dict[str, Any]) -> str:
+    if proj["bound_s"] is None:
+        return f"no GPU projection: {proj['peak']}"
+    return (f"projected {what} on {proj['peak']}: {proj['bound_s']:.1f} s at 100% of the peak, "
+            f"{proj['assumed_s']:.1f} s at an assumed {proj['utilisation']:.0%}")
+
+
 def resolve(device: str, script: str) -> Any:
     """``torch.device(device)``; CUDA asked for and absent is one line and exit 2."""
     import torch

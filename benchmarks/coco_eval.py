@@ -55,7 +55,7 @@ FLOAT_BYTES = 4
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(p)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast, fused attention, channels-last)")
+    D.add_args(p)
     p.add_argument("--layout", default="single_stream", choices=["single_stream", "split"])
     p.add_argument("--images", type=int, default=None, help="images of the split (default 5000; quick 60)")
     p.add_argument("--captions-per-image", type=int, default=5)
@@ -65,9 +65,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample-texts", type=int, default=None, help="texts encoded here (default 32)")
     p.add_argument("--plain-pairs", type=int, default=None, help="pairs also fused without caches (default 8; 0 = skip)")
     p.add_argument("--batch", type=int, default=None, help="pairs per fusion call (default 128; quick 16)")
-    p.add_argument("--utilisation", type=float, default=0.4,
-                   help="share of the GPU's peak assumed for the realistic projection (default 0.4)")
-    p.add_argument("--gpu", default=D.PROJECTION_DEVICE, help="device name the projection looks up (default H100)")
     args = p.parse_args(argv)
     q = args.quick
     defaults = {"images": 60 if q else 5000, "k": 16 if q else 256, "sample_images": 1 if q else 2,
@@ -250,15 +247,6 @@ def project(stage1: dict, sample: dict, n_img: int, n_txt: int, embed_dim: int) 
     return out
 
 
-def gpu_projection(total_flops: float, gpu: str, utilisation: float) -> dict:
-    peak, what = D.peak_tflops(gpu, "bf16")
-    if peak is None:
-        return {"device": gpu, "peak": what, "bound_s": None, "assumed_s": None}
-    bound = total_flops / (peak * 1e12)
-    return {"device": gpu, "peak": what, "peak_tflops": peak, "bound_s": bound, "utilisation": utilisation,
-            "assumed_s": bound / utilisation}
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     C.apply_threads(args)
@@ -280,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"stages 2-3: encoders and pair fusion on {len(record)} images ...", file=sys.stderr)
     sample = sample_stage(model, dev, args, lengths, stage1.pop("kept"))
     proj = project(stage1, sample, n_img, n_txt, model.embed_dim)
-    gpu = gpu_projection(proj["total_flops"], args.gpu, args.utilisation)
+    gpu = D.projection(proj["total_flops"], args.gpu, args.utilisation)
     memory = held_memory(model, n_img, n_txt, args.k, int(lengths.max()), args.batch)
     per_1000 = {"measured_s": 1000 * sample["fuse_pair_s"], "flops": 1000 * sample["fuse_pair_flops"]}
     if "plain_pair_s" in sample:
@@ -317,11 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
                           + ("" if sample["gpu_peak_gib"] is None else f", GPU peak {sample['gpu_peak_gib']:.2f} GiB")
                           + f"; an N x 5N x hidden tensor would be "
                           f"{n_img * n_txt * model.text_width * FLOAT_BYTES / 2**30:,.0f} GiB")
-    if gpu["bound_s"] is not None:
-        print(f"projected full split on {gpu['peak']}: {gpu['bound_s']:.0f} s at 100% of the peak, "
-              f"{gpu['assumed_s']:.0f} s at an assumed {args.utilisation:.0%}")
-    else:
-        print(f"no GPU projection: {gpu['peak']}")
+    print(D.projection_line("full split", gpu))
     payload = {"machine": machine, "quick": args.quick, "layout": args.layout, "image_size": model.image_size,
                "params": n_params, "images": n_img, "texts": n_txt, "k": args.k, "batch": args.batch,
                "caption_tokens": P.CAPTION_TOKENS, "stage1": stage1, "sample": sample, "projection": proj,

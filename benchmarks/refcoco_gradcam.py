@@ -42,15 +42,12 @@ IMAGE_WH = (640, 480)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(p)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast, fused attention, channels-last)")
+    D.add_args(p)
     p.add_argument("--layout", default="single_stream", choices=["single_stream", "split"])
     p.add_argument("--expressions", type=int, default=1500, help="expressions of the projected split (default 1500)")
     p.add_argument("--sample", type=int, default=None, help="expressions measured here, one batch (default 4; quick 2)")
     p.add_argument("--proposals", type=int, default=20, help="detector proposals per expression (default 20)")
     p.add_argument("--image-size", type=int, default=384)
-    p.add_argument("--utilisation", type=float, default=0.4,
-                   help="share of the GPU's peak assumed for the realistic projection (default 0.4)")
-    p.add_argument("--gpu", default=D.PROJECTION_DEVICE, help="device name the projection looks up (default H100)")
     args = p.parse_args(argv)
     if args.sample is None:
         args.sample = 2 if args.quick else 4
@@ -132,11 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     per_expr = {k: v / n for k, v in secs.items()}
     per_expr_s = sum(per_expr.values())
     flops = f_image + f_cam
-    peak, what = D.peak_tflops(args.gpu, "bf16")
-    total_flops = args.expressions * flops
-    gpu = {"device": args.gpu, "peak": what, "bound_s": None if peak is None else total_flops / (peak * 1e12)}
-    if peak is not None:
-        gpu.update({"peak_tflops": peak, "utilisation": args.utilisation, "assumed_s": gpu["bound_s"] / args.utilisation})
+    gpu = D.projection(args.expressions * flops, args.gpu, args.utilisation)
     rate = flops / (per_expr["encode_image"] + per_expr["gradcam"])
     device_line = (D.utilisation_line(rate, D.device_name(dev), "bf16") if dev.type == "cuda"
                    else f"model {rate / 1e9:.1f} GFLOP/s on the CPU")
@@ -156,11 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
                    ["total", per_expr_s, args.expressions * per_expr_s, flops / 1e9]],
                   caption=f"{device_line}; peak RSS {peak_rss:.2f} GiB"
                           + ("" if gpu_peak is None else f", GPU peak {gpu_peak:.2f} GiB"))
-    if gpu["bound_s"] is not None:
-        print(f"projected {args.expressions:,} expressions on {what}: {gpu['bound_s']:.1f} s at 100% of the peak, "
-              f"{gpu['assumed_s']:.1f} s at an assumed {args.utilisation:.0%}")
-    else:
-        print(f"no GPU projection: {what}")
+    print(D.projection_line(f"{args.expressions:,} expressions", gpu))
     payload = {"machine": machine, "quick": args.quick, "layout": args.layout, "image_size": model.image_size,
                "params": n_params, "sample": n, "proposals": args.proposals, "expressions": args.expressions,
                "expression_tokens": P.EXPRESSION_TOKENS, "seconds_per_expression": per_expr,

@@ -119,6 +119,10 @@ def test_device_peak_table_and_unknown_device(bench):
     assert value is None and "not in the peak table" in why
     assert "50.0% of H100" in d.utilisation_line(494.5e12, "NVIDIA H100 80GB HBM3")
     assert "not in the peak table" in d.utilisation_line(1e12, "Some Future GPU")
+    proj = d.projection(989e12, "H100", 0.5)
+    assert proj["bound_s"] == pytest.approx(1.0) and proj["assumed_s"] == pytest.approx(2.0)
+    assert d.projection(1e12, "Some Future GPU", 0.5)["bound_s"] is None
+    assert d.projection_line("x", d.projection(1e12, "Some Future GPU", 0.5)).startswith("no GPU projection")
 
 
 @pytest.mark.parametrize("script,args", [("pretrain_step", ["--device", "cuda"]),
