@@ -13,7 +13,7 @@ import pytest
 from simla_bench.cli.plugin_cmd import write_skeleton
 from simla_bench.config import load_config
 from simla_bench.testing.plugin_kit import TINY_MODEL, TINY_SIZES
-from test_registry import _write_distribution
+from test_registry_plugins import _write_distribution
 
 
 def test_the_kit_model_is_the_default_model_at_tiny_sizes(simla_tiny_model):

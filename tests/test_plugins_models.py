@@ -5,7 +5,7 @@ a target that is not a ModelPlugin, or a bad option, is refused in one line."""
 from __future__ import annotations
 
 import pytest
-from test_registry import _plugin
+from test_registry_plugins import _plugin
 
 from simla_bench.errors import ConfigError, PluginError
 from simla_bench.testing.plugin_kit import TINY_MODEL
