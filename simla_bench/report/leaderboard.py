@@ -56,6 +56,11 @@ class Column:
     def title(self) -> str:
         return f"{self.task} {self.metric}"
 
+    @property
+    def sign(self) -> float:
+        """+1 when higher is better, -1 when lower is: ``sign * (a - b) > 0`` means a is better."""
+        return 1.0 if self.direction == "higher" else -1.0
+
 
 @dataclass
 class Stat:
@@ -147,9 +152,8 @@ def _sort_rows(rows: list[RowInfo], columns: list[Column], cells: dict, sort: st
         names = sorted({c.task for c in columns} | {f"{c.task}:{c.metric}" for c in columns})
         raise UserError(f"--sort '{sort}' names no column of this leaderboard", hint=f"columns: {', '.join(names)}")
     col = matches[0]
-    sign = -1.0 if col.direction == "higher" else 1.0
     present = [r for r in rows if (r.row_key, col) in cells]
-    return sorted(present, key=lambda r: sign * cells[(r.row_key, col)].mean) + \
+    return sorted(present, key=lambda r: -col.sign * cells[(r.row_key, col)].mean) + \
         [r for r in rows if (r.row_key, col) not in cells]
 
 

@@ -170,8 +170,7 @@ def _best(rows: list["RowInfo"], col: "Column", cells: Mapping) -> "RowInfo | No
     present = [r for r in rows if not r.control and (r.row_key, col) in cells]
     if not present:
         return None
-    sign = 1.0 if col.direction == "higher" else -1.0
-    return max(present, key=lambda r: sign * cells[(r.row_key, col)].mean)  # the first of equals
+    return max(present, key=lambda r: col.sign * cells[(r.row_key, col)].mean)  # the first of equals
 
 
 def assess(rows: list["RowInfo"], columns: list["Column"], cells: Mapping, by: Mapping[tuple[str, str], list[dict]],
@@ -200,7 +199,7 @@ def assess(rows: list["RowInfo"], columns: list["Column"], cells: Mapping, by: M
             diff = best_stat.mean - stat.mean
             res = compare_rows(best_ex, per_example_by_seed(by.get((row.row_key, col.task), []), col.metric),
                                n_boot=n_boot, seed=boot_seed)
-            good = diff > 0 if col.direction == "higher" else diff < 0
+            good = col.sign * diff > 0
             p = res.result.p_value if res else None
             compared[kind] = ControlComparison(kind, row.label, stat.mean, diff, p,
                                                bool(good and p is not None and p < alpha))
