@@ -344,7 +344,7 @@ class ExperimentConfig(_Strict):
 
 def _format_validation_error(source: str, exc: ValidationError) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "<top level>"
+    loc = ".".join(str(p) for p in err.get("loc", ()))
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")
     if kind == "extra_forbidden":
@@ -359,7 +359,10 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
         return f"{source}: unknown key '{loc}'; allowed here: {allowed}"
     extra = f" (got {err.get('input')!r})" if kind != "value_error" and "input" in err else ""
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: key '{loc}': {msg}{extra}{more}"
+    if kind == "value_error":  # our own validators' messages, without pydantic's "Value error, " prefix
+        msg = msg.removeprefix("Value error, ")
+    where = f"key '{loc}': " if err.get("loc") else ""  # a whole-config check names its keys itself
+    return f"{source}: {where}{msg}{extra}{more}"
 
 
 def parse_config(data: Mapping[str, Any] | None, source: str = "<config>") -> ExperimentConfig:

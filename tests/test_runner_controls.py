@@ -114,8 +114,10 @@ def test_hand_written_control_rows_and_shuffle_pairs(tmp_path):
 
 
 def test_controls_refused_without_pretraining_or_objectives(tmp_path):
-    with pytest.raises(ConfigError, match="pretrain.steps is 0"):
+    with pytest.raises(ConfigError, match="pretrain.steps is 0") as err:
         apply_overrides(make_config(tmp_path), controls=True, no_pretrain=True)
+    # a whole-config check reads as its own sentence: no pydantic prefix, no made-up key
+    assert str(err.value).startswith("command line: controls: true compares"), str(err.value)
     with pytest.raises(ConfigError, match="needs the experiment's objectives"):
         make_config(tmp_path, objectives={}, matrix=[{"objectives": ["itc"]}], controls=True)
     assert not apply_overrides(make_config(tmp_path, controls=True), controls=False).controls
