@@ -164,6 +164,34 @@ class TaskResult:
 
 
 @dataclass
+class Example:
+    """One test example of a finished cell, read back from the cell's saved
+    predictions by :meth:`Task.examples`: what ``simla-bench compare``, the HTML
+    report and ``report --examples`` show.
+
+    ``id``: the example's official id (question_id, ref_id, NLVR2 identifier, or
+    ``"i2t:<image id>"`` / ``"t2i:<text id>"`` for retrieval queries).  ``value``:
+    its score under the task's primary metric (the entry of the cell's
+    ``per_example`` list, so the metric is ``100 * mean(value)``; ``None`` for an
+    example that is shown but not part of that list, e.g. a retrieval text query).
+    ``measure``/``measure_name``/``lower_is_better``: a finer per-example number
+    where the task has one (the ground-truth rank, the IoU), used to order
+    differences.  ``prediction``/``truth``: JSON-able.  ``text``: the question,
+    caption, expression or statement.  ``images``: image files, for thumbnails."""
+
+    id: str
+    value: float | None
+    prediction: Any
+    truth: Any = None
+    text: str = ""
+    images: tuple[str, ...] = ()
+    measure: float | None = None
+    measure_name: str = ""
+    lower_is_better: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class TaskContext:
     """Everything a task gets for one cell."""
 
@@ -243,6 +271,17 @@ class Task(abc.ABC):
         ``options``: the values of :attr:`score_options`.  Bad files raise one-line
         :class:`~simla_bench.errors.DataError`s."""
         raise NotImplementedError(f"task '{self.name}' does not score prediction files")
+
+    def examples(self, predictions: Path, data: "DatasetSource") -> list[Example]:
+        """The test examples of a finished cell, read from its saved predictions
+        folder ``predictions`` and the task's test split in ``data`` (optional: a
+        task that does not override it has no per-example view)."""
+        raise NotImplementedError(f"task '{self.name}' does not show per-example results")
+
+    @classmethod
+    def has_examples(cls) -> bool:
+        """Whether this task implements :meth:`examples`."""
+        return cls.examples is not Task.examples
 
     @classmethod
     def scores_files(cls) -> bool:
