@@ -156,11 +156,16 @@ class TaskResult:
     ``per_example``: for the primary metric (and optionally others), one score
     per test example such that the metric is ``100 * mean(scores)``; the report
     uses it for paired bootstrap significance.  ``extra``: anything JSON-able.
+    ``predictions``: the cell's prediction files in the task's official formats,
+    file name (no folder) -> content (``bytes`` or ``str``); the runner writes them
+    into ``RUN_DIR/cells/<key>/`` before the record, which lists each with its
+    sha256 (optional: a task that returns none still works).
     """
 
     metrics: dict[str, float]
     per_example: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, bytes | str] = field(default_factory=dict)
 
 
 @dataclass
@@ -277,6 +282,19 @@ class Task(abc.ABC):
         folder ``predictions`` and the task's test split in ``data`` (optional: a
         task that does not override it has no per-example view)."""
         raise NotImplementedError(f"task '{self.name}' does not show per-example results")
+
+    def score_predictions(self, predictions: Path, data: "DatasetSource", **options: Any) -> dict[str, float]:
+        """The metrics of a finished cell (its record's ``split/metric`` names) recomputed
+        from its saved predictions folder ``predictions`` with :meth:`score_files`, against
+        the annotations of the task's test splits in ``data``; ``options``: values of
+        :attr:`score_options` (default: the task's own).  Optional: ``report --rescore``
+        skips a task that does not override it."""
+        raise NotImplementedError(f"task '{self.name}' does not re-score saved predictions")
+
+    @classmethod
+    def rescores(cls) -> bool:
+        """Whether this task implements :meth:`score_predictions`."""
+        return cls.score_predictions is not Task.score_predictions
 
     @classmethod
     def has_examples(cls) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -214,7 +215,9 @@ class MatrixRunner:
         return planned
 
     def _finished(self, pc: PlannedCell) -> dict | None:
-        """A valid stored record, or None (a corrupt one is reported and moved aside)."""
+        """A valid stored record whose prediction files are there as written, or None
+        (a corrupt record is reported and moved aside; missing or altered predictions
+        are reported and the cell recomputed)."""
         read = self.store.read_record(pc.key)
         if read.problem and not self.main:
             return None
@@ -223,6 +226,10 @@ class MatrixRunner:
             self.progress.warn(
                 f"cell record {pc.key} ({pc.cell.row.label}, seed {pc.cell.seed}, {pc.cell.task}) is corrupt: "
                 f"{read.problem}; moved to {moved.name} and recomputing")
+        if read.record is not None and (problem := self.store.predictions_problem(pc.key, read.record.predictions)):
+            self.progress.warn(f"cell {pc.key} ({pc.cell.row.label}, seed {pc.cell.seed}, {pc.cell.task}): {problem}; "
+                               "recomputing")
+            return None
         return read.data
 
     # ------------------------------------------------------------ running
@@ -483,6 +490,7 @@ class MatrixRunner:
             out = self.pipeline.run_task(task, ctx)
             seconds = time.time() - start
             metrics, per_example = self._check_result(cell.task, task, out)
+        files = self._check_predictions(cell.task, out)
         record = {
             "schema": SCHEMA_VERSION, "key": pc.key, "row": cell.row.label, "row_key": pc.row_key,
             "pretrain_key": pc.pretrain_key, "objectives": list(cell.row.objectives),
@@ -503,14 +511,34 @@ class MatrixRunner:
             "pretrain": {k: v for k, v in pinfo.items() if k != "reused"},
             "created": _now(),
             **({"not_applicable": na} if na else {}),
+            **({"predictions": {n: hashlib.sha256(c).hexdigest() for n, c in files.items()}} if files else {}),
         }
         try:  # a CellRecord of exactly what is on disk (options and extras as JSON)
             record = CellRecord.from_json(json.loads(json.dumps(record, default=str)), pc.key)
         except CorruptRecordError as exc:  # e.g. a task's extra that is not a JSON object
             raise PluginError(f"task '{cell.task}' gave a result that makes no valid cell record: {exc}") from None
         if self.main:
+            if files:  # before the record: a record never lists files that are not there
+                self.store.write_predictions(pc.key, files)
             self.store.write_record(record)
         return record.to_json()
+
+    @staticmethod
+    def _check_predictions(name: str, out: Any) -> dict[str, bytes]:
+        """The task's prediction files as name -> bytes (a plain file name, str or bytes content)."""
+        files = getattr(out, "predictions", None) or {}
+        if not isinstance(files, dict):
+            raise PluginError(f"task '{name}' returned predictions of type {type(files).__name__}, not a dict "
+                              "of file name -> content")
+        checked = {}
+        for fname, content in files.items():
+            if not isinstance(fname, str) or not fname or fname != Path(fname).name or fname.startswith("."):
+                raise PluginError(f"task '{name}' returned a prediction file named {fname!r}, not a plain file name")
+            if not isinstance(content, (str, bytes, bytearray)):
+                raise PluginError(f"task '{name}' returned prediction file {fname} as {type(content).__name__}, "
+                                  "not str or bytes")
+            checked[fname] = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        return checked
 
     @staticmethod
     def _provenance(pc: PlannedCell) -> dict[str, Any]:

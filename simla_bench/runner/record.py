@@ -14,7 +14,8 @@ still read (those fields are then ``None`` and are left out of the JSON form
 again).  An ``n/a`` cell (the row's model lacks a capability the task needs)
 is a record too, with ``not_applicable`` set and no metrics; other records
 have no such field.  ``control`` (added in 0.5.0) is present only in the records of a
-control row; records without it read as before.  A file that is not a record of this schema (a missing field, a field of
+control row; records without it read as before.  ``predictions`` (added later) lists the
+cell's prediction files, when its task returned any.  A file that is not a record of this schema (a missing field, a field of
 the wrong type, an unknown field, another schema, a key that is not its file
 name's) is *corrupt*: :class:`CorruptRecordError` says why in one line.
 
@@ -34,8 +35,9 @@ SCHEMA_VERSION = 1
 
 #: fields added while the schema stayed 1, which a record may lack: ``components`` and
 #: ``data_checksums`` (written before simla-bench 0.4.0), ``control`` (only control rows have it),
-#: ``not_applicable`` (only n/a cells have it)
-ADDED_IN_SCHEMA_1 = ("components", "data_checksums", "control", "not_applicable")
+#: ``not_applicable`` (only n/a cells have it),
+#: ``predictions`` (only cells whose task returned prediction files; older records lack it)
+ADDED_IN_SCHEMA_1 = ("components", "data_checksums", "control", "not_applicable", "predictions")
 
 
 class CorruptRecordError(ValueError):
@@ -112,6 +114,11 @@ class CellRecord(BaseModel):
         None, description="present when the cell is `n/a`: the row's model lacks a capability the task needs "
                           "(`model`, `missing`, `hint`); such a record has no metrics, is shown as n/a and is left "
                           "out of every mean and comparison")
+    predictions: Optional[dict[str, str]] = Field(
+        None, description="the cell's prediction files in `cells/<key>/` (the task's official formats), file name "
+                          "-> sha256 of its content; a cached cell whose files are missing or altered is recomputed; "
+                          "absent when the task returned none (n/a cells, tasks without predictions, records "
+                          "written before prediction files were kept)")
 
     @field_validator("metrics")
     @classmethod

@@ -4,6 +4,7 @@ Layout (schema :data:`SCHEMA_VERSION`, documented in ``docs/results.md``)::
 
     RUN_DIR/manifest.json            run manifest (schema, versions, config, rows, cells)
     RUN_DIR/cells/<cell-key>.json    one record per finished cell, written atomically
+    RUN_DIR/cells/<cell-key>/        the cell's prediction files (official formats), written before the record
     RUN_DIR/pretrain/<row-key>/      pretraining checkpoints and the final weights
     RUN_DIR/locks/                   file locks (one per pretraining key, one for the manifest)
 
@@ -16,12 +17,19 @@ those of killed writers are removed when a run opens the directory
 validation live there).  A record that does not parse or does not validate is *corrupt*: it
 is reported, moved aside to ``<key>.json.corrupt`` and recomputed, never used.
 A directory written by another schema version is refused with a clear error.
+
+A cell's prediction files are written into a temporary sibling folder (each file
+fsynced), which is then renamed to ``cells/<key>/``; the record, written after,
+lists each file's sha256 (:func:`file_sha256`), and :meth:`RunStore.predictions_problem`
+tells a reader whether the folder still holds exactly those contents.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +86,26 @@ def atomic_write_json(path: Path, data: Any) -> None:
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's content (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        dir_fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
@@ -154,6 +182,9 @@ class RunStore:
             d.mkdir(parents=True, exist_ok=True)
         for d in (self.root, self.cells_dir):
             tmpfiles.remove_stale(d)
+        for d in self.cells_dir.iterdir():  # prediction folders of killed writers
+            if d.is_dir() and tmpfiles.is_stale(d.name):
+                shutil.rmtree(d, ignore_errors=True)
 
     # ----------------------------------------------------------- locking
     def lock(self, name: str) -> FileLock:
@@ -213,10 +244,59 @@ class RunStore:
         return path
 
     def delete_record(self, key: str) -> None:
+        """Remove a cell's record and its predictions folder."""
         try:
             self.record_path(key).unlink()
         except FileNotFoundError:
             pass
+        shutil.rmtree(self.predictions_dir(key), ignore_errors=True)
+
+    # ----------------------------------------------------------- predictions
+    def predictions_dir(self, key: str) -> Path:
+        """The folder of a cell's prediction files, ``cells/<key>/``."""
+        return self.cells_dir / key
+
+    def write_predictions(self, key: str, files: Mapping[str, bytes | str]) -> dict[str, str]:
+        """Write a cell's prediction files (name -> content) as its folder, atomically:
+        into a temporary sibling, each file fsynced, then renamed over ``cells/<key>/``
+        (an older folder is removed first).  Returns name -> sha256 for the record."""
+        for name in files:
+            if not name or name != Path(name).name or name.startswith("."):
+                raise ValueError(f"prediction file name {name!r} must be a plain file name")
+        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=f".{tmpfiles.writer_tag()}.tmp", dir=self.cells_dir))
+        sums = {}
+        try:
+            os.chmod(tmp, 0o777 & ~_read_umask())
+            for name, content in files.items():
+                data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+                with open(tmp / name, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp / name, _FILE_MODE)
+                sums[name] = hashlib.sha256(data).hexdigest()
+            _fsync_dir(tmp)
+            target = self.predictions_dir(key)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(self.cells_dir)
+        return sums
+
+    def predictions_problem(self, key: str, listed: Mapping[str, str] | None) -> str | None:
+        """Why the prediction files a record lists (name -> sha256) are not in its folder
+        as written (missing or altered), or None (also when the record lists none)."""
+        folder = self.predictions_dir(key)
+        for name, digest in (listed or {}).items():
+            path = folder / name
+            if not path.is_file():
+                return f"prediction file {name} is missing"
+            if file_sha256(path) != digest:
+                return f"prediction file {name} was altered (sha256 differs)"
+        return None
 
     def iter_records(self) -> Iterator[tuple[Path, RecordRead]]:
         """Every record file in the directory, read and validated."""
