@@ -19,7 +19,7 @@ from simla_bench.cli.common import SimlaGroup, err_console, versions_line
 from simla_bench.errors import UserError
 
 #: command modules, each exporting COMMANDS (a list of click commands)
-COMMAND_MODULES = ("list_cmd", "run_cmd", "report_cmd", "score_cmd", "plugin_cmd")
+COMMAND_MODULES = ("list_cmd", "run_cmd", "report_cmd", "score_cmd", "compare_cmd", "plugin_cmd")
 
 
 class MainGroup(SimlaGroup):

@@ -10,17 +10,27 @@ from rich.markup import escape
 
 from simla_bench.cli.common import console, err_console, writable_file, write_text
 
-FORMATS = ("rich", "markdown", "csv", "json", "latex")
+FORMATS = ("rich", "markdown", "csv", "json", "latex", "html")
 
 
 def render_report(records, *, fmt: str = "rich", detail: bool = False, baseline: str | None = None,
                   out: str | None = None, plot_path: str | None = None, n_boot: int = 2000, title: str | None = None,
-                  sort: str | None = None):
-    """Build and show/export the leaderboard for ``records`` (shared with ``run``)."""
+                  sort: str | None = None, examples=None):
+    """Build and show/export the leaderboard for ``records`` (shared with ``run``); ``examples``:
+    ``load(record) -> list[Example]`` for the HTML page's per-example tables."""
     from simla_bench.report import export, leaderboard
 
     board = leaderboard.build(records, detail=detail, baseline=baseline, n_boot=n_boot, sort=sort)
-    if fmt == "rich" and out is None:
+    if fmt == "html":
+        from simla_bench.report.html_page import report_page
+
+        text = report_page(board, records, examples, title=title or "simla-bench report")
+        if out:
+            write_text(out, text, "the --out file", "--out")
+            err_console.print(f"wrote {out}", highlight=False, markup=False)
+        else:
+            click.echo(text, nl=False)
+    elif fmt == "rich" and out is None:
         console.print(export.to_rich(board, title=title or "simla-bench leaderboard"))
         if (table := export.rich_sensitivity(board)) is not None:
             console.print(table)
@@ -45,7 +55,8 @@ def render_report(records, *, fmt: str = "rich", detail: bool = False, baseline:
               "(with control rows, run --controls) each column's best row vs the controls, p and MDE.")
 @click.option("--baseline", metavar="ROW", help="Row (label or objective set, e.g. itc) to compare against.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="rich", show_default=True,
-              help="Table format (rich for the terminal).")
+              help="Table format (rich for the terminal; html: one self-contained page with the plot and "
+                   "the per-example tables, docs/results.md).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Write the table to this file instead of stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also draw the leaderboard to FILE.png.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(100, 1_000_000), default=2000, show_default=True,
@@ -72,8 +83,11 @@ def report_command(run_dirs, detail, baseline, fmt, out, plot_path, n_boot, sort
     loaded = load_run_dirs(run_dirs or ["runs/default"])
     for w in loaded.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)
+    from simla_bench.report.compare import examples_loader
+
     render_report(loaded.records, fmt=fmt, detail=detail, baseline=baseline, out=out, plot_path=plot_path,
-                  n_boot=n_boot, sort=sort)
+                  n_boot=n_boot, sort=sort, examples=examples_loader(run_dirs or ["runs/default"]),
+                  title=f"simla-bench report: {', '.join(run_dirs or ['runs/default'])}" if fmt == "html" else None)
 
 
 COMMANDS = [report_command]
