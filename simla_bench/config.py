@@ -103,6 +103,11 @@ class PretrainConfig(_Strict):
 class TaskConfig(_Strict):
     dataset: str = "world"
     options: dict[str, Any] = Field(default_factory=dict)
+    #: ``false``: the task is configured but not a column of this run unless named
+    #: (``--tasks all`` or ``--tasks <name>``), e.g. a column the budget cannot make
+    #: informative; ``note`` says why (printed when the run leaves it out)
+    enabled: bool = True
+    note: str = ""
 
 
 class RowObjective(_Strict):
@@ -250,6 +255,15 @@ class ExperimentConfig(_Strict):
         if isinstance(value, Mapping):
             return {k: ({} if v is None else ({"weight": v} if isinstance(v, (int, float)) else v)) for k, v in value.items()}
         return value
+
+    def active_tasks(self) -> list[str]:
+        """The tasks that are columns of this run (``enabled``), in config order."""
+        return [name for name, task in self.tasks.items() if task.enabled]
+
+    def left_out_tasks(self) -> list[str]:
+        """One line per configured task this run leaves out (``enabled: false``)."""
+        return [f"task '{name}' is left out of this run{': ' + task.note if task.note else ''} "
+                f"(--tasks all or --tasks {name} runs it)" for name, task in self.tasks.items() if not task.enabled]
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -477,7 +491,12 @@ def apply_overrides(cfg: ExperimentConfig, *, objectives: str | None = None, tas
     if tasks is not None:
         names = split_csv(tasks)
         known = data["tasks"]
-        data["tasks"] = {n: known.get(n, {}) for n in names}
+        if names == ["all"]:
+            names = list(known)
+        elif "all" in names:
+            raise ConfigError(f"{source}: --tasks all cannot be combined with task names, got '{tasks}'",
+                              hint="give --tasks all, or a comma-separated list of tasks")
+        data["tasks"] = {n: {**known.get(n, {}), "enabled": True} for n in names}
     if seeds is not None:
         try:
             data["seeds"] = [int(s) for s in split_csv(seeds)]

@@ -106,14 +106,15 @@ def expand(cfg: ExperimentConfig) -> Matrix:
             raise ConfigError(f"data fraction {f} is outside (0, 1]", hint="use e.g. --data-fraction 0.1,0.25,1.0")
     if not cfg.seeds:
         raise ConfigError("no seeds to run", hint="give --seeds 0 or seeds: [0] in the config")
-    if not cfg.tasks:
-        raise ConfigError("no tasks to run", hint="give --tasks or a tasks: section in the config")
+    if not cfg.active_tasks():
+        raise ConfigError("no tasks to run", hint="give --tasks or a tasks: section in the config"
+                          + (" (every configured task has enabled: false; --tasks all runs them)" if cfg.tasks else ""))
     evaluate_only = cfg.pretrain.steps == 0  # the model is evaluated as built / loaded
     if not cfg.matrix and not cfg.objectives and not evaluate_only:
         raise ConfigError("no pretraining objectives configured", hint="give --objectives itc,itm or an objectives: list")
     # one entry per distinct matrix row: (its labels, named?, objectives, resolved JSON, model JSON, settings)
     distinct: dict[tuple[str, str], dict[str, Any]] = {}
-    notes: list[str] = []
+    notes: list[str] = cfg.left_out_tasks()
     for mrow in cfg.rows():
         objectives = tuple(mrow.objectives)
         if not objectives and not evaluate_only and mrow.control != "none" and not mrow.model:
@@ -139,7 +140,7 @@ def expand(cfg: ExperimentConfig) -> Matrix:
     rows = [Row(tuple(label + _fraction_suffix(f, fracs) for label in e["labels"]), e["objectives"], float(f),
                 e["model_json"], e["objective_json"], e["shuffle_pairs"], e["control"])
             for e in entries for fracs in [fractions if e["objectives"] else [1.0]] for f in fracs]
-    return Matrix(rows, list(dict.fromkeys(cfg.seeds)), list(cfg.tasks), notes)
+    return Matrix(rows, list(dict.fromkeys(cfg.seeds)), cfg.active_tasks(), notes)
 
 
 def _canonical(data: Any) -> str:
