@@ -17,15 +17,18 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from simla_bench.errors import ConfigError, DataError
-from simla_bench.interfaces import TaskContext, TaskResult
+from simla_bench.interfaces import Example, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks import predictions as P
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.heads import is_trained
@@ -34,6 +37,8 @@ from simla_bench.tasks.gradcam import batched_gradcam, resolve_layer, upsample
 from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
 
 REQUIRED = ("val", "testA", "testB")
+#: a split's boxes in the cell's folder: ``<split>_boxes.json``, ``[{ref_id, box}]``
+BOXES_FILE = "boxes.json"
 
 
 class GroundingTask(ft.CheckedTask):
@@ -106,6 +111,7 @@ class GroundingTask(ft.CheckedTask):
         log = self.finetune(model, ctx, device, gen) if self.options["mode"] == "finetune" else tune.TrainLog()
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
+        predictions: dict[str, bytes] = {}
         layer = resolve_layer(model, self.options["gradcam_layer"])
         extra: dict[str, Any] = {"mode": self.options["mode"], "finetune": log.summary(), "gradcam_layer": layer,
                                  "skipped_splits": [], "iou": self.options["iou"],
@@ -122,6 +128,7 @@ class GroundingTask(ft.CheckedTask):
             if not records:
                 raise DataError(f"grounding: split '{split_name}' is empty")
             boxes = self.predict_boxes(model, records, tok, device)
+            predictions[f"{split_name}_{BOXES_FILE}"] = boxes_json(records, boxes)
             result = grounding_accuracy(boxes, [r.box for r in records], iou=self.options["iou"])
             metrics[f"{split_name}/acc"] = result["acc"]
             if split_name == "val":
@@ -129,4 +136,51 @@ class GroundingTask(ft.CheckedTask):
             seconds[f"eval_{split_name}"] = round(time.perf_counter() - t0, 2)
         metrics["mean/acc"] = float(np.mean([metrics[f"{s}/acc"] for s in REQUIRED]))
         extra["seconds"] = seconds
-        return TaskResult(metrics=metrics, per_example=per_example, extra=extra)
+        return TaskResult(metrics=metrics, per_example=per_example, extra=extra, predictions=predictions)
+
+    # ------------------------------------------------------------------ saved predictions
+    def score_predictions(self, predictions: Path, data, **options: Any) -> dict[str, float]:
+        """Each ``<split>_boxes.json`` scored by :meth:`score_files` against the split's refs
+        and instances (written from its records); ``iou``: the cell's rule unless given."""
+        options.setdefault("iou", self.options["iou"])
+        metrics: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="simla-grounding-") as tmp:
+            for split_name, path in P.split_files(predictions, BOXES_FILE).items():
+                folder = Path(tmp) / split_name
+                folder.mkdir()
+                refs, instances = P.write_refer_annotations(data.load("grounding", split_name), split_name, folder)
+                scores = self.score_files(path, refs, instances=instances, split=(split_name,), **options).metrics
+                metrics[f"{split_name}/acc"] = scores[f"{split_name}/acc"]
+        if all(f"{s}/acc" in metrics for s in REQUIRED):
+            metrics["mean/acc"] = float(np.mean([metrics[f"{s}/acc"] for s in REQUIRED]))
+        return metrics
+
+    def examples(self, predictions: Path, data) -> list[Example]:
+        """One per val expression: its hit (IoU >= 0.5 under the cell's rule), the IoU, the
+        chosen box, the ground-truth box, the expression and its image."""
+        from simla_bench.tasks.metrics.grounding import grounding_accuracy
+        from simla_bench.tasks.metrics.official_files import read_grounding_predictions
+
+        records = data.load("grounding", "val")
+        path = P.one_split_file(predictions, BOXES_FILE, "val")
+        sids = P.sentence_ids(records)
+        boxes = {(p["ref_id"], p["sent_id"]): p["box"] for p in read_grounding_predictions(path)}
+        chosen = [boxes.get((r.ref_id, sid), boxes.get((r.ref_id, None))) for r, sid in zip(records, sids)]
+        missing = [r.ref_id for r, box in zip(records, chosen) if box is None]
+        if missing:
+            raise DataError(f"{path} has no box for ref_id {missing[0]}", hint="the file was not written by this cell")
+        result = grounding_accuracy(np.array(chosen), [r.box for r in records], iou=self.options["iou"])
+        multi = P.has_several_sentences(records)
+        return [Example(id=f"{r.ref_id}:{sid}" if multi else str(r.ref_id), value=float(hit), prediction=box,
+                        truth=[float(v) for v in r.box], text=r.sentence, images=(str(r.image),),
+                        measure=float(iou), measure_name=f"IoU ({self.options['iou']})")
+                for r, sid, box, hit, iou in zip(records, sids, chosen, result["hits"], result["iou"])]
+
+
+def boxes_json(records, boxes: np.ndarray) -> bytes:
+    """``[{ref_id, box: [x, y, w, h]}]`` in image pixels, one per expression; ``sent_id``
+    (the sentence's number within its ref) only when a ref has several expressions."""
+    sids = P.sentence_ids(records)
+    multi = P.has_several_sentences(records)
+    return P.json_bytes([{"ref_id": r.ref_id, **({"sent_id": sid} if multi else {}),
+                          "box": [float(v) for v in box]} for r, sid, box in zip(records, sids, boxes)])

@@ -27,19 +27,26 @@
 from __future__ import annotations
 
 import time
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError, DataError
-from simla_bench.interfaces import TaskContext, TaskResult
+from simla_bench.interfaces import Example, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks import predictions as P
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, load_split, text_max_len, tokenize
 from simla_bench.tasks.heads import ModelHead, mlp_head
 from simla_bench.tasks.nlvr2_assignment import text_assignment
+
+
+#: a split's predictions in the cell's folder: ``<split>_predictions.csv``, lines ``identifier,True|False``
+PREDICTIONS_FILE = "predictions.csv"
 
 
 def checkpoint_head(model, device) -> torch.nn.Module:
@@ -175,6 +182,7 @@ class NLVR2Task(ft.CheckedTask):
         o = self.options
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
+        predictions: dict[str, bytes] = {}
         extra["skipped_splits"] = []
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
@@ -183,10 +191,36 @@ class NLVR2Task(ft.CheckedTask):
                 continue
             preds = self.predict(model, head, records, tok, device)
             result = nlvr2_scores(preds, {r.identifier: r.label for r in records})
+            predictions[f"{split_name}_{PREDICTIONS_FILE}"] = "".join(
+                f"{r.identifier},{preds[r.identifier]}\n" for r in records)
             metrics[f"{split_name}/acc"] = result.accuracy
             metrics[f"{split_name}/consistency"] = result.consistency
             if split_name == "test":
                 per_example[self.primary_metric] = [float(result.per_example[r.identifier]) for r in records]
             seconds[f"eval_{split_name}"] = round(time.perf_counter() - t0, 2)
         extra["seconds"] = seconds
-        return TaskResult(metrics=metrics, per_example=per_example, extra=extra)
+        return TaskResult(metrics=metrics, per_example=per_example, extra=extra, predictions=predictions)
+
+    # ------------------------------------------------------------------ saved predictions
+    def score_predictions(self, predictions: Path, data, **options: Any) -> dict[str, float]:
+        """Each ``<split>_predictions.csv`` scored by :meth:`score_files` against the split's
+        labels (JSON lines written from its records)."""
+        metrics: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="simla-nlvr2-") as tmp:
+            for split_name, path in P.split_files(predictions, PREDICTIONS_FILE).items():
+                labels = P.write_nlvr2_labels(data.load("nlvr2", split_name), Path(tmp) / f"{split_name}.json")
+                scores = self.score_files(path, labels, **options).metrics
+                metrics[f"{split_name}/acc"] = scores["accuracy"]
+                metrics[f"{split_name}/consistency"] = scores["consistency"]
+        return metrics
+
+    def examples(self, predictions: Path, data) -> list[Example]:
+        """One per test statement: 1 when predicted right, the prediction, the label, the
+        statement and both images."""
+        from simla_bench.tasks.metrics.official_files import read_nlvr2_predictions
+
+        preds = read_nlvr2_predictions(P.one_split_file(predictions, PREDICTIONS_FILE, "test"))
+        return [Example(id=r.identifier, value=float(preds.get(r.identifier) == bool(r.label)),
+                        prediction=preds.get(r.identifier), truth=bool(r.label), text=r.sentence,
+                        images=(str(r.left), str(r.right)))
+                for r in data.load("nlvr2", "test")]

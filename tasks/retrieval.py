@@ -26,22 +26,25 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from simla_bench.errors import ConfigError
+from simla_bench.errors import ConfigError, DataError
 from simla_bench.heads import is_trained
-from simla_bench.interfaces import TaskContext, TaskResult
+from simla_bench.interfaces import Example, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks import predictions as P
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks.data import ImageBank, load_split, encode_images, encode_texts, text_max_len, tokenize
 from simla_bench.tasks.itc_itm import ITC_CAPABILITIES, ITM_CAPABILITIES, loss_parts
 from simla_bench.tasks.itc_itm_finetune import finetune_itc_itm
-from simla_bench.tasks.rerank import cached_itm_scorer, rerank
+from simla_bench.tasks.rerank import FILL, cached_itm_scorer, rerank
 
 METRICS = ("TR@1", "TR@5", "TR@10", "IR@1", "IR@5", "IR@10", "tr_mean", "ir_mean", "r_mean")
 RECALL_KS = (1, 5, 10)
@@ -64,11 +67,12 @@ def per_image_scores(result: dict, img2txt: list[list[int]], n_txt: int) -> list
 
 @torch.inference_mode()
 def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_len: int, batch_size: int,
-                     device, itm: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                     device, itm: bool = True, itc_out: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(scores_i2t, scores_t2i)`` of one :class:`RetrievalSplit`; with
     ``itm=False`` the ITC similarities themselves (no ITM re-ranking).  A model
     without ITC (:func:`~simla_bench.tasks.itc_itm.loss_parts`) has every pair
-    scored by ITM (the top-k of every query is then all of them)."""
+    scored by ITM (the top-k of every query is then all of them).  ``itc_out``:
+    a list that gets the ITC similarities [N_img, N_txt] appended (ITM re-ranking only)."""
     model.eval()
     bank = ImageBank(split.images, model)
     image_embeds = encode_images(model, bank.tensor[bank.index(split.images)], batch_size, device)
@@ -82,6 +86,8 @@ def retrieval_scores(model, split, tokenizer, *, k: int, image_size: int, max_le
     if not itm:
         sims = sims.float().cpu()
         return sims.numpy(), sims.t().contiguous().numpy()
+    if itc_out is not None and text_embeds is not None:
+        itc_out.append(sims.float().cpu().numpy())
     scorer = cached_itm_scorer(model, image_embeds, ids, mask, text_embeds, batch_size)
     del text_embeds   # the scorer keeps what fusion needs of it
     s_i2t, s_t2i = rerank(sims.float().cpu(), k, scorer, batch_size=batch_size, text_lengths=mask.sum(1))
@@ -134,19 +140,22 @@ class RetrievalTask(ft.CheckedTask):
         return RANKING_ITC
 
     def evaluate(self, model, ctx: TaskContext, split_name: str, device,
-                 skipped: list[str], itm: bool = True) -> tuple[dict, list[float]] | None:
+                 skipped: list[str], itm: bool = True) -> tuple[dict, list[float], dict[str, bytes]] | None:
+        """``(metrics, per-image scores, prediction files)`` of one split, or None when skipped."""
         from simla_bench.tasks.metrics.retrieval import itm_eval
 
         o = self.options
         split = load_split(ctx.data, "retrieval", split_name, split_name == "test", skipped)
         if split is None:
             return None
+        itc: list = []
         s_i2t, s_t2i = retrieval_scores(model, split, ctx.tokenizer or model.tokenizer, k=o["k"],
                                         image_size=model.image_size, max_len=text_max_len(model, o),
-                                        batch_size=o["eval_batch_size"], device=device, itm=itm)
+                                        batch_size=o["eval_batch_size"], device=device, itm=itm, itc_out=itc)
         result = itm_eval(s_i2t, s_t2i, split.txt2img, split.img2txt)
         metrics = {f"{split_name}/{m}": float(result[m]) for m in METRICS}
-        return metrics, per_image_scores(result, split.img2txt, len(split.texts))
+        return metrics, per_image_scores(result, split.img2txt, len(split.texts)), \
+            score_files_of(split_name, s_i2t, s_t2i, o["k"], itc[0] if itc else None)
 
     def data_splits(self) -> list[tuple[str, str, bool]]:
         """train (fine-tuning only), test (required) and the other ``eval_splits`` (optional)."""
@@ -164,8 +173,7 @@ class RetrievalTask(ft.CheckedTask):
             if o["zero_shot_eval"]:
                 t0 = time.perf_counter()
                 extra["ranking_zero_shot"] = self.ranking(model, ctx, "the pretrained model")
-                zs, _ = self.evaluate(model, ctx, "test", device, [],
-                                      itm=extra["ranking_zero_shot"] != RANKING_ITC)
+                zs = self.evaluate(model, ctx, "test", device, [], itm=extra["ranking_zero_shot"] != RANKING_ITC)[0]
                 metrics.update({k.replace("test/", "test_zs/", 1): v for k, v in zs.items()})
                 timings["zero_shot_eval"] = time.perf_counter() - t0
             log = self.finetune(model, ctx, device, gen)
@@ -173,6 +181,7 @@ class RetrievalTask(ft.CheckedTask):
             timings["finetune"] = log.seconds
         extra["ranking"] = self.ranking(model, ctx, "the model" if o["mode"] == "zero_shot" else "the fine-tuned model")
         per_example: dict[str, list[float]] = {}
+        predictions: dict[str, bytes] = {}
         for split_name in dict.fromkeys(["test", *o["eval_splits"]]):
             t0 = time.perf_counter()
             out = self.evaluate(model, ctx, split_name, device, extra["skipped_splits"],
@@ -180,8 +189,69 @@ class RetrievalTask(ft.CheckedTask):
             if out is None:
                 continue
             metrics.update(out[0])
+            predictions.update(out[2])
             if split_name == "test":
                 per_example[self.primary_metric] = out[1]
             timings[f"eval_{split_name}"] = time.perf_counter() - t0
         extra["seconds"] = {k: round(v, 2) for k, v in timings.items()}
-        return TaskResult(metrics=metrics, per_example=per_example, extra=extra)
+        return TaskResult(metrics=metrics, per_example=per_example, extra=extra, predictions=predictions)
+
+    # ------------------------------------------------------------------ saved predictions
+    def _matrices(self, predictions: Path, split_name: str) -> tuple[Path, Path]:
+        i2t = P.split_files(predictions, "scores_i2t.*", [split_name])
+        t2i = P.split_files(predictions, "scores_t2i.*", [split_name])
+        if split_name not in i2t or split_name not in t2i:
+            raise DataError(f"{predictions} lacks the {split_name} score matrices ({split_name}_scores_i2t / _t2i)",
+                            hint="the cell did not evaluate that split")
+        return i2t[split_name], t2i[split_name]
+
+    def score_predictions(self, predictions: Path, data, **options: Any) -> dict[str, float]:
+        """Each split's ``<split>_scores_i2t`` / ``_t2i`` matrices scored by :meth:`score_files`
+        against the split's ALBEF annotation JSON (written from its records)."""
+        metrics: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="simla-retrieval-") as tmp:
+            for split_name in P.split_files(predictions, "scores_i2t.*"):
+                i2t, t2i = self._matrices(predictions, split_name)
+                ann = P.write_retrieval_annotations(data.load("retrieval", split_name), Path(tmp) / f"{split_name}.json")
+                scores = self.score_files(i2t, ann, predictions_t2i=t2i, **options).metrics
+                metrics.update({f"{split_name}/{m}": scores[m] for m in METRICS})
+        return metrics
+
+    def examples(self, predictions: Path, data) -> list[Example]:
+        """One per test image (``i2t:<image index>``: its ``per_example`` value, the rank of its
+        best true caption) and one per test caption (``t2i:<text index>``: value None, the rank
+        of its image); ranks count from 1, predictions are the top 5 candidates (indices)."""
+        from simla_bench.tasks.metrics.official_files import read_score_matrix
+        from simla_bench.tasks.metrics.retrieval import itm_eval
+
+        split = data.load("retrieval", "test")
+        n_img, n_txt = len(split.images), len(split.texts)
+        i2t_path, t2i_path = self._matrices(predictions, "test")
+        s_i2t = read_score_matrix(i2t_path, (n_img, n_txt), "image-to-text score matrix")
+        s_t2i = read_score_matrix(t2i_path, (n_txt, n_img), "text-to-image score matrix")
+        result = itm_eval(s_i2t, s_t2i, split.txt2img, split.img2txt, exact_ranks=True)
+        values = per_image_scores(result, split.img2txt, n_txt)
+        top_i2t, top_t2i = (np.argsort(m, axis=1)[:, ::-1][:, :5] for m in (s_i2t, s_t2i))  # the official order
+        out = [Example(id=f"i2t:{i}", value=values[i], prediction=top_i2t[i].tolist(), truth=list(texts),
+                       text=split.texts[texts[0]] if texts else "", images=(str(split.images[i]),),
+                       measure=float(result["i2t_ranks"][i] + 1), measure_name="rank of the first true caption",
+                       lower_is_better=True, detail={"top_captions": [split.texts[j] for j in top_i2t[i]]})
+               for i, texts in enumerate(split.img2txt)]
+        out += [Example(id=f"t2i:{t}", value=None, prediction=top_t2i[t].tolist(), truth=[img], text=split.texts[t],
+                        images=(str(split.images[img]),), measure=float(result["t2i_ranks"][t] + 1),
+                        measure_name="rank of the true image", lower_is_better=True)
+                for t, img in enumerate(split.txt2img)]
+        return out
+
+
+def score_files_of(split_name: str, s_i2t: np.ndarray, s_t2i: np.ndarray, k: int,
+                   itc: np.ndarray | None) -> dict[str, bytes]:
+    """A split's two score matrices as evaluation ranked them: with ITM re-ranking
+    (``itc`` given) sparse ``.npz`` (the top-k candidates' ITM scores, -100 elsewhere,
+    and their ITC similarities); otherwise dense ``.npy``."""
+    fill = FILL if itc is not None else None
+    files = {}
+    for direction, matrix, sims in (("i2t", s_i2t, itc), ("t2i", s_t2i, None if itc is None else itc.T)):
+        suffix, data = P.matrix_file(matrix, fill=fill, k=k, itc=sims)
+        files[f"{split_name}_scores_{direction}{suffix}"] = data
+    return files

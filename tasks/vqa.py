@@ -34,14 +34,16 @@ Answer heads (option ``answer_head``):
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from simla_bench.errors import ConfigError, DataError
-from simla_bench.interfaces import TaskContext, TaskResult
+from simla_bench.interfaces import Example, TaskContext, TaskResult
 from simla_bench.tasks import finetune as ft
+from simla_bench.tasks import predictions as P
 from simla_bench.tasks.metrics import score_files as files
 from simla_bench.training import finetune as tune
 from simla_bench.tasks import answer_decoder as ad
@@ -61,6 +63,8 @@ def annotations_of(records) -> list[dict]:
 
 
 ANSWER_HEADS = ("classifier", "decoder")
+#: a split's answers in the cell's predictions folder: ``<split>_answers.json``, ``[{question_id, answer}]``
+ANSWERS_FILE = "answers.json"
 
 
 class VQATask(ft.CheckedTask):
@@ -185,6 +189,7 @@ class VQATask(ft.CheckedTask):
 
         metrics: dict[str, float] = {}
         per_example: dict[str, list[float]] = {}
+        predictions: dict[str, bytes] = {}
         extra: dict[str, Any] = {"vocab_size": len(vocab), "finetune": log.summary(), "skipped_splits": [],
                                  **head_info,
                                  "train_ceiling": round(100 * vocab.coverage([r.answers for r in train]), 2),
@@ -197,6 +202,8 @@ class VQATask(ft.CheckedTask):
                 continue
             preds = self.predict(model, head, vocab, split.records, tok, device)
             result = vqa_accuracy(preds, annotations_of(split.records), version=o["vqa_eval"])
+            predictions[f"{split_name}_{ANSWERS_FILE}"] = P.json_bytes(
+                [{"question_id": r.question_id, "answer": preds[r.question_id]} for r in split.records])
             metrics[f"{split_name}/overall"] = result.overall
             for atype, acc in result.per_answer_type.items():
                 metrics[f"{split_name}/{type_key(atype)}"] = acc
@@ -204,4 +211,33 @@ class VQATask(ft.CheckedTask):
                 per_example[self.primary_metric] = [result.raw_per_question[r.question_id] for r in split.records]
             seconds[f"eval_{split_name}"] = round(time.perf_counter() - t0, 2)
         extra["seconds"] = seconds
-        return TaskResult(metrics=metrics, per_example=per_example, extra=extra)
+        return TaskResult(metrics=metrics, per_example=per_example, extra=extra, predictions=predictions)
+
+    # ------------------------------------------------------------------ saved predictions
+    def score_predictions(self, predictions: Path, data, **options: Any) -> dict[str, float]:
+        """Each ``<split>_answers.json`` scored by :meth:`score_files` against the split's
+        annotations file (``vqa_eval``: the cell's own unless given)."""
+        options.setdefault("vqa_eval", self.options["vqa_eval"])
+        metrics: dict[str, float] = {}
+        for split_name, path in P.split_files(predictions, ANSWERS_FILE).items():
+            split = data.load("vqa", split_name)
+            scores = self.score_files(path, Path(split.annotations_file), **options).metrics
+            metrics[f"{split_name}/overall"] = scores["overall"]
+            metrics.update({f"{split_name}/{type_key(k.split('/', 1)[1])}": v for k, v in scores.items()
+                            if k.startswith("answer_type/")})
+        return metrics
+
+    def examples(self, predictions: Path, data) -> list[Example]:
+        """One per test question: its VQA accuracy (the cell's ``vqa_eval``), the answer,
+        the ten annotator answers, the question and its image."""
+        from simla_bench.tasks.metrics.official_files import read_vqa_predictions
+        from simla_bench.tasks.metrics.vqa import vqa_accuracy
+
+        split = data.load("vqa", "test")
+        answers = read_vqa_predictions(P.one_split_file(predictions, ANSWERS_FILE, "test"))
+        result = vqa_accuracy(answers, annotations_of(split.records), version=self.options["vqa_eval"],
+                              allow_missing=True)
+        return [Example(id=str(r.question_id), value=result.raw_per_question.get(r.question_id, 0.0),
+                        prediction=answers.get(r.question_id), truth=list(r.answers), text=r.question,
+                        images=(str(r.image),), detail={"answer_type": r.answer_type})
+                for r in split.records]

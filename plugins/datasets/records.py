@@ -46,6 +46,8 @@ class RefRecord:
     proposals: list[Box]
     category: str
     image_size: tuple[int, int]
+    #: the sentence's ``sent_id`` in the refs file (None when the source has none)
+    sent_id: int | None = None
 
 
 @dataclass(frozen=True)

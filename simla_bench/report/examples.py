@@ -3,17 +3,19 @@ rebuilt from the record, and its per-example view (:class:`~simla_bench.interfac
 
 Owns :func:`open_cell` (the task, built with the options the cell ran under, the
 dataset source of the task, its data checked against the checksum in the record,
-and the cell's predictions folder) and :func:`cell_examples`, which ``report
---examples``, ``compare`` and the HTML report call.  Tasks and datasets are
+and the cell's predictions folder), :func:`cell_examples`, which ``report
+--examples``, ``compare`` and the HTML report call, and :func:`examples_jsonl`
+(``report --examples FILE``: one JSON line per row, seed, task and example).  Tasks and datasets are
 found through the registry by the names the record's config gives, as the runner
 finds them (this module imports no task and no dataset plugin).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from simla_bench.errors import UserError
 from simla_bench.interfaces import DatasetSource, Example, Task
@@ -34,9 +36,11 @@ def cell_label(record: Mapping[str, Any]) -> str:
     return f"{record['task']} [{record['row']}] seed {record['seed']}"
 
 
-def open_cell(run_dir: Path, record: Mapping[str, Any], registry: Any = None) -> OpenCell:
+def open_cell(run_dir: Path, record: Mapping[str, Any], registry: Any = None, check_files: bool = True) -> OpenCell:
     """The cell's task, dataset source and predictions folder; one-line :class:`UserError`
-    when the cell has no saved predictions or its data changed since it ran."""
+    when the cell has no saved predictions, its files are missing or altered (unless
+    ``check_files`` is False: ``--rescore`` scores them as they are) or its data changed
+    since it ran."""
     from simla_bench.registry import get_registry
     from simla_bench.runner.keys import manifest_checksum
     from simla_bench.runner.store import RunStore
@@ -51,7 +55,7 @@ def open_cell(run_dir: Path, record: Mapping[str, Any], registry: Any = None) ->
                              "--force-row to write them")
     store = RunStore(run_dir)
     folder = store.predictions_dir(record["key"])
-    problem = store.predictions_problem(record["key"], record["predictions"])
+    problem = store.predictions_problem(record["key"], record["predictions"]) if check_files else None
     if problem:
         raise UserError(f"cell {label} in {run_dir}: {problem}", hint="rerun the run to recompute that cell")
     task_cfg = record["config"]["tasks"][record["task"]]
@@ -82,3 +86,31 @@ def cell_examples(run_dir: Path, record: Mapping[str, Any], registry: Any = None
                         hint="its Task class implements no examples() (docs/plugins.md)")
     cell = open_cell(Path(run_dir), record, reg)
     return cell.task.examples(cell.predictions, cell.data)
+
+
+def example_line(record: Mapping[str, Any], ex: Example) -> dict[str, Any]:
+    """One ``report --examples`` line: row, seed, task, id, prediction, value, measure."""
+    return {"row": record["row"], "seed": record["seed"], "task": record["task"], "id": ex.id,
+            "prediction": ex.prediction, "value": ex.value, "measure": ex.measure}
+
+
+def examples_jsonl(cells: Iterable[tuple[Path, Mapping[str, Any]]],
+                   registry: Any = None) -> tuple[str, int, int, list[str]]:
+    """Every example of the ``(run_dir, record)`` cells that have saved predictions and a
+    task with a per-example view, as JSON lines; returns (text, examples, cells, notes on
+    the cells left out)."""
+    from simla_bench.registry import get_registry
+
+    reg = registry or get_registry()
+    lines: list[str] = []
+    used, notes = 0, []
+    for run_dir, record in cells:
+        if record.get("not_applicable"):
+            continue
+        if not record.get("predictions") or not reg.load("task", record["task"]).has_examples():
+            why = "no saved predictions" if not record.get("predictions") else "its task has no per-example view"
+            notes.append(f"cell {cell_label(record)} left out: {why}")
+            continue
+        lines += [json.dumps(example_line(record, ex), default=str) for ex in cell_examples(run_dir, record, reg)]
+        used += 1
+    return "".join(line + "\n" for line in lines), len(lines), used, notes

@@ -11,11 +11,14 @@ JSON lines.  Prediction formats: VQA ``[{"question_id", "answer"}]``, NLVR2
 CSV lines ``identifier,prediction`` (True/False), grounding ``[{"ref_id",
 "box"}]`` (optional ``sent_id``), retrieval ``.npy`` score matrix (image x
 text) or ranked-lists JSON ``{"i2t": [[text idx...] per image], "t2i":
-[[image idx...] per text]}``.
+[[image idx...] per text]}``, or the same matrix stored sparse (``.npz``,
+:func:`sparse_matrix_bytes`: per row the indices and scores of its kept
+entries, every other entry ``fill``; read back dense, bit for bit).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import pickle
@@ -130,15 +133,77 @@ def read_retrieval_annotations(path: Path) -> RetrievalAnnotations:
     return RetrievalAnnotations(images, texts, txt2img, img2txt)
 
 
+#: the arrays of a sparse score matrix file (``.npz``); ``itc`` is optional
+SPARSE_KEYS = ("indices", "scores", "fill", "shape")
+
+
+def _index_dtype(n: int) -> np.dtype:
+    return np.dtype(np.uint16 if n <= np.iinfo(np.uint16).max + 1 else np.uint32)
+
+
+def sparse_matrix_bytes(matrix: np.ndarray, fill: float, k: int, itc: np.ndarray | None = None) -> bytes | None:
+    """``matrix`` [N, M] as a sparse ``.npz`` (compressed): per row the indices (``uint16``
+    when M <= 65536) and scores of ``min(k, M)`` entries holding every entry that is not
+    ``fill`` (padded with ``fill`` entries), plus ``fill`` and ``shape``; ``itc``, when
+    given, adds that matrix's values at the same indices.  ``None`` when some row has more
+    than ``k`` entries other than ``fill`` (the matrix is then not sparse at ``k``)."""
+    matrix = np.asarray(matrix)
+    n, m = matrix.shape
+    kk = min(k, m)
+    is_fill = matrix == matrix.dtype.type(fill)
+    if (m - is_fill.sum(axis=1)).max(initial=0) > kk:
+        return None
+    # entries that are not fill first (stable: ascending column order), then fill entries as padding
+    idx = np.argsort(is_fill, axis=1, kind="stable")[:, :kk]
+    arrays = {"indices": idx.astype(_index_dtype(m)), "scores": np.take_along_axis(matrix, idx, axis=1),
+              "fill": np.array(fill, dtype=matrix.dtype), "shape": np.array([n, m], dtype=np.int64)}
+    if itc is not None:
+        arrays["itc"] = np.take_along_axis(np.asarray(itc, dtype=np.float32), idx, axis=1)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def read_sparse_arrays(path: Path, what: str) -> dict[str, np.ndarray]:
+    """The arrays of a sparse score matrix ``.npz``, checked (one-line DataError)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except (ValueError, OSError, KeyError) as exc:
+        raise DataError(f"{what} {path} is not a .npz archive ({exc})", "write it with sparse_matrix_bytes")
+    missing = [name for name in SPARSE_KEYS if name not in arrays]
+    if missing:
+        raise DataError(f"{what} {path} lacks array(s) {', '.join(missing)}",
+                        f"a sparse score matrix holds {', '.join(SPARSE_KEYS)} (and optionally itc)")
+    idx, scores, shape = arrays["indices"], arrays["scores"], arrays["shape"]
+    if shape.shape != (2,) or idx.ndim != 2 or idx.shape != scores.shape or idx.shape[0] != shape[0] \
+            or not np.issubdtype(idx.dtype, np.integer) or (idx.size and int(idx.max()) >= int(shape[1])):
+        raise DataError(f"{what} {path}: indices {idx.shape} / scores {scores.shape} do not fit shape "
+                        f"{tuple(int(v) for v in shape.ravel())}")
+    return arrays
+
+
+def _dense_from_sparse(path: Path, what: str) -> np.ndarray:
+    arrays = read_sparse_arrays(path, what)
+    scores = arrays["scores"]
+    out = np.full(tuple(int(v) for v in arrays["shape"]), arrays["fill"], dtype=scores.dtype)
+    np.put_along_axis(out, arrays["indices"].astype(np.int64), scores, axis=1)
+    return out
+
+
 def read_score_matrix(path: Path, shape: tuple[int, int], what: str) -> np.ndarray:
-    """A ``.npy`` score matrix of the given shape (dtype kept: it decides argsort ties)."""
+    """A score matrix of the given shape, dense ``.npy`` or sparse ``.npz`` (dtype kept: it
+    decides argsort ties; a sparse one is made dense exactly as it was written)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} file not found: {path}", "check the path")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{what} {path} is not a .npy array ({exc})", "save it with numpy.save")
+    if path.suffix == ".npz":
+        arr = _dense_from_sparse(path, what)
+    else:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{what} {path} is not a .npy array ({exc})", "save it with numpy.save")
     if arr.shape != shape:
         raise DataError(f"{what} {path} has shape {arr.shape}, expected {shape}",
                         "rows/columns must follow the annotation file's image/caption order")

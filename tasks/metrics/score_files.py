@@ -28,8 +28,8 @@ VQA_OPTIONS = (
 )
 NLVR2_OPTIONS: tuple[ScoreOption, ...] = ()
 RETRIEVAL_OPTIONS = (
-    ScoreOption("predictions_t2i", "retrieval: text-to-image .npy matrix (default: transpose of --predictions).",
-                path=True),
+    ScoreOption("predictions_t2i", "retrieval: text-to-image matrix, .npy or sparse .npz "
+                                   "(default: transpose of --predictions).", path=True),
 )
 GROUNDING_OPTIONS = (
     ScoreOption("instances", "grounding: the refer toolkit's instances.json.", path=True),
@@ -102,7 +102,7 @@ def score_nlvr2(pred: Path, ann: Path, *, allow_missing: bool = False) -> FileSc
 
 def score_retrieval(pred: Path, ann: Path, *, allow_missing: bool = False,
                     predictions_t2i: Path | None = None) -> FileScores:
-    """An image-to-text score matrix (``.npy``) or ranked-lists JSON against the ALBEF retrieval JSON (``simla-bench score retrieval``).
+    """An image-to-text score matrix (dense ``.npy`` or sparse ``.npz``) or ranked-lists JSON against the ALBEF retrieval JSON (``simla-bench score retrieval``).
 
     ``allow_missing`` has no effect: a score matrix or ranked lists cover every id."""
     pred_t2i = predictions_t2i
@@ -111,20 +111,21 @@ def score_retrieval(pred: Path, ann: Path, *, allow_missing: bool = False,
 
     data = of.read_retrieval_annotations(ann)
     n_img, n_txt = len(data.images), len(data.texts)
-    if pred.suffix == ".npy":
+    if pred.suffix in (".npy", ".npz"):
         i2t = of.read_score_matrix(pred, (n_img, n_txt), "image-to-text score matrix")
         t2i = (of.read_score_matrix(pred_t2i, (n_txt, n_img), "text-to-image score matrix")
                if pred_t2i is not None else i2t.T)
         res = itm_eval(i2t, t2i, data.txt2img, data.img2txt)
     elif pred.suffix == ".json":
         if pred_t2i is not None:
-            raise UserError("--predictions-t2i only goes with a .npy image-to-text matrix",
+            raise UserError("--predictions-t2i only goes with a .npy/.npz image-to-text matrix",
                             "ranked-lists JSON already holds both directions")
         lists_i2t, lists_t2i = of.read_ranked_lists(pred, n_img, n_txt)
         res = recall_metrics(ranks_from_lists(lists_i2t, data.img2txt),
                              ranks_from_lists(lists_t2i, [[i] for i in data.txt2img]))
     else:
-        raise UserError(f"retrieval predictions {pred} must be a .npy score matrix or a ranked-lists .json")
+        raise UserError(f"retrieval predictions {pred} must be a .npy / sparse .npz score matrix or a "
+                        "ranked-lists .json")
     return FileScores(scalar_metrics(res), 0)
 
 

@@ -113,7 +113,8 @@ def read_grounding(refs_file: Path, instances_file: Path, proposals_file: Path, 
                 text = s.get("sent", s.get("raw")) if isinstance(s, dict) else None
                 if not isinstance(text, str) or not text.strip():
                     raise BadRecord(f"sentence {s!r} has no 'sent' text")
-                texts.append(text.strip())
+                sid = s.get("sent_id")
+                texts.append((text.strip(), sid if isinstance(sid, int) and not isinstance(sid, bool) else None))
             img = images.get(image_id)
             if img is None:
                 raise BadRecord(f"image_id {image_id} is not in {instances_file}")
@@ -133,6 +134,6 @@ def read_grounding(refs_file: Path, instances_file: Path, proposals_file: Path, 
             category = cats.get(ann.get("category_id", ref.get("category_id")), "?")
         if not checker.ok:
             continue
-        for text in texts:
-            out.append(RefRecord(ref_id, path, image_id, text, box, props, category, (width, height)))
+        for text, sid in texts:
+            out.append(RefRecord(ref_id, path, image_id, text, box, props, category, (width, height), sid))
     return out
