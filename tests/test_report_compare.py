@@ -195,3 +195,43 @@ def test_cli_compare_errors_are_one_line(two_runs):
     assert "is not two rows of this run" in res.output and "itc,itm,xmm,psl" in res.output
     res = CliRunner().invoke(main, ["compare", str(a), "--rows", "itc,itc", "--task", "vqa"])
     assert res.exit_code == 2 and "the run has 1 row" in res.output
+
+
+# ------------------------------------------------------------ end to end: the runner, a plugin task, two run dirs
+def test_compare_plugin_task_across_two_real_run_dirs(tmp_path):
+    """Two rows run by the real runner (fake pipeline) into two run directories; the plugin
+    task ``pred`` saves its per-example hits and implements ``examples``: ``compare`` lists
+    exactly the examples whose recorded per-example score differs, per seed and pooled."""
+    from simla_bench.registry import set_registry
+    from simla_bench.runner.matrix import MatrixRunner
+
+    from helpers.runner_fakes import FakePipeline, make_config
+    from test_runner_predictions import registry
+
+    reg = registry()
+    dirs, recs = [], []
+    for name, objectives in (("a", ["itc"]), ("b", ["itc", "itm"])):
+        cfg = make_config(tmp_path / name, tasks={"pred": {}}, seeds=[0, 1], objectives={o: {} for o in objectives})
+        result = MatrixRunner(cfg, reg, FakePipeline(), cfg.output_dir).run()
+        dirs.append(str(result.run_dir))
+        recs += result.records
+    by = {(r["row"], r["seed"]): r["per_example"]["test/acc"] for r in recs}
+    expected = {s: {f"ex{i}" for i, (x, y) in enumerate(zip(by[("itc", s)], by[("itc,itm", s)])) if x != y}
+                for s in (0, 1)}
+    assert all(expected.values())  # the rows differ on some examples of each seed
+    set_registry(reg)
+    try:
+        res = CliRunner().invoke(main, ["compare", *dirs, "--rows", "itc,itc,itm", "--task", "pred", "--format", "json"])
+    finally:
+        set_registry(None)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    for s in (0, 1):
+        assert {c["id"] for c in data["changes"] if c["seed"] == s} == expected[s]
+        flips = [(by[("itc", s)][int(i[2:])], by[("itc,itm", s)][int(i[2:])]) for i in expected[s]]
+        wins = sum(y > x for x, y in flips)
+        assert (data["per_seed"][str(s)]["wins"], data["per_seed"][str(s)]["losses"]) == (wins, len(flips) - wins)
+        assert data["per_seed"][str(s)]["paired"] == 200
+    pooled = data["pooled"]
+    assert pooled["wins"] + pooled["losses"] == len(expected[0]) + len(expected[1])
+    assert pooled["p_value"] == pytest.approx(hand_p(pooled["wins"], pooled["losses"]))

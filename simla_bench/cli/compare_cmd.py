@@ -15,7 +15,8 @@ FORMATS = ("rich", "json", "html")
 
 
 def rich_comparison(cmp, limit: int):
-    """The changed examples as a rich table (the first ``limit``; 0 = all), the counts in its caption."""
+    """The changed examples as a rich table (the first ``limit``; 0 = all), the counts in its caption
+    (only the lines when no example differs)."""
     from rich.table import Table
 
     from simla_bench.report.compare import p_text, shown, side_text
@@ -29,6 +30,8 @@ def rich_comparison(cmp, limit: int):
     if len(shown_changes) < len(cmp.changes):
         lines.append(f"showing the {len(shown_changes)} largest of {len(cmp.changes)} changes (--limit 0: all)")
     lines += _unpaired_lines(cmp)
+    if not cmp.changes:
+        return escape("\n".join([f"{cmp.task}: {cmp.row_b} vs {cmp.row_a}: no example differs", *lines]))
     table = Table(title=escape(f"{cmp.task}: {cmp.row_b} vs {cmp.row_a}"), caption=escape("\n".join(lines)))
     for head in (["seed"] if several else []) + ["id", "text", cmp.row_a, cmp.row_b, "truth", "b vs a"]:
         table.add_column(escape(head), overflow="fold")
