@@ -19,17 +19,13 @@ def rich_comparison(cmp, limit: int):
     (only the lines when no example differs)."""
     from rich.table import Table
 
-    from simla_bench.report.compare import p_text, shown, side_text
+    from simla_bench.report.compare import shown, side_text
 
     several = len(cmp.seeds) > 1
-    lines = [cmp.summary()]
-    if several:
-        lines += [f"seed {s}: {c.wins} wins, {c.losses} losses, {c.unchanged} unchanged, sign test {p_text(c.p_value)}"
-                  for s, c in sorted(cmp.per_seed.items())]
+    lines = cmp.lines()
     shown_changes = cmp.changes if limit <= 0 else cmp.changes[:limit]
     if len(shown_changes) < len(cmp.changes):
         lines.append(f"showing the {len(shown_changes)} largest of {len(cmp.changes)} changes (--limit 0: all)")
-    lines += _unpaired_lines(cmp)
     if not cmp.changes:
         return escape("\n".join([f"{cmp.task}: {cmp.row_b} vs {cmp.row_a}: no example differs", *lines]))
     table = Table(title=escape(f"{cmp.task}: {cmp.row_b} vs {cmp.row_a}"), caption=escape("\n".join(lines)))
@@ -40,16 +36,6 @@ def rich_comparison(cmp, limit: int):
                                                       shown(c.a.truth if c.a.truth is not None else c.b.truth)]
         table.add_row(*[escape(x) for x in cells], "[green]win[/]" if c.win else "[red]loss[/]")
     return table
-
-
-def _unpaired_lines(cmp) -> list[str]:
-    out = []
-    if cmp.only_a or cmp.only_b:
-        out.append(f"unpaired examples left out: {cmp.only_a} only in '{cmp.row_a}', {cmp.only_b} only in '{cmp.row_b}'")
-    for row, seeds in ((cmp.row_a, cmp.seeds_only_a), (cmp.row_b, cmp.seeds_only_b)):
-        if seeds:
-            out.append(f"seeds only '{row}' has, left out: {', '.join(map(str, seeds))}")
-    return out
 
 
 @click.command("compare")

@@ -145,6 +145,21 @@ class Comparison:
                 f"{p.unchanged} unchanged of {p.paired} paired examples; sign test {p_text(p.p_value)} "
                 f"(seed{'s' if len(self.seeds) != 1 else ''} {seeds}{', pooled' if len(self.seeds) > 1 else ''})")
 
+    def lines(self) -> list[str]:
+        """The lines shown with the table: :meth:`summary`, each seed's counts (several seeds),
+        and what was left out (examples or seeds only one row has)."""
+        out = [self.summary()]
+        if len(self.seeds) > 1:
+            out += [f"seed {s}: {c.wins} wins, {c.losses} losses, {c.unchanged} unchanged, sign test {p_text(c.p_value)}"
+                    for s, c in sorted(self.per_seed.items())]
+        if self.only_a or self.only_b:
+            out.append(f"unpaired examples left out: {self.only_a} only in '{self.row_a}', "
+                       f"{self.only_b} only in '{self.row_b}'")
+        for row, seeds in ((self.row_a, self.seeds_only_a), (self.row_b, self.seeds_only_b)):
+            if seeds:
+                out.append(f"seeds only '{row}' has, left out: {', '.join(map(str, seeds))}")
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """The documented JSON form (docs/results.md, "Comparing two rows")."""
         return {"task": self.task, "metric": self.metric, "direction": self.direction,

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from simla_bench.errors import UserError
 from simla_bench.interfaces import Example
-from simla_bench.report.compare import Comparison, compare_rows, p_text, shown, side_text
+from simla_bench.report.compare import Comparison, compare_rows, shown, side_text
 from simla_bench.report.export import (
     SENSITIVITY_HEAD, _header, cell_or_na, legend, na_lines, sensitivity_lines, sensitivity_rows)
 from simla_bench.report.leaderboard import Leaderboard, RowInfo
@@ -113,12 +113,7 @@ def _images(ex_a: Example, ex_b: Example, thumbs: Thumbnails) -> str:
 def comparison_html(cmp: Comparison, thumbs: Thumbnails, *, limit: int = REPORT_LIMIT) -> str:
     """One comparison: its counts (per seed when several) and its largest changes with thumbnails."""
     several = len(cmp.seeds) > 1
-    lines = [cmp.summary()]
-    if several:
-        lines += [f"seed {s}: {c.wins} wins, {c.losses} losses, {c.unchanged} unchanged, sign test {p_text(c.p_value)}"
-                  for s, c in sorted(cmp.per_seed.items())]
-    if cmp.only_a or cmp.only_b:
-        lines.append(f"unpaired examples left out: {cmp.only_a} only in '{cmp.row_a}', {cmp.only_b} only in '{cmp.row_b}'")
+    lines = cmp.lines()
     changes = cmp.changes if limit <= 0 else cmp.changes[:limit]
     if len(changes) < len(cmp.changes):
         lines.append(f"the {len(changes)} largest of {len(cmp.changes)} changes")
