@@ -84,14 +84,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
         except FileNotFoundError:
             pass
         raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    _fsync_dir(path.parent)  # make the rename itself durable
 
 
 def file_sha256(path: Path) -> str:
@@ -104,6 +97,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _fsync_dir(path: Path) -> None:
+    """fsync a folder (a rename in it becomes durable); best effort."""
     try:
         dir_fd = os.open(path, os.O_RDONLY)
         try:
