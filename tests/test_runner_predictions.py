@@ -142,6 +142,10 @@ def test_report_rescore_passes_then_names_the_edited_cell(cfg, as_cli_registry):
     assert len(lines) == 1 and lines[0].startswith(f"cell pred [itc,itm] seed {victim['seed']} ({victim['key']}): ")
     assert "test/acc" in lines[0] and f"(recorded {victim['metrics']['test/acc']!r})" in lines[0]
     assert "test_hits.json was altered since the run" in lines[0]
+    path.unlink()
+    gone = CliRunner().invoke(main, ["report", str(result.run_dir), "--rescore"])
+    assert gone.exit_code == 1 and gone.stdout.strip() == \
+        f"cell pred [itc,itm] seed {victim['seed']} ({victim['key']}): prediction file {HITS} is missing, not re-scored"
 
 
 def test_report_examples_writes_one_line_per_example(cfg, as_cli_registry, tmp_path):

@@ -33,6 +33,8 @@ class CellRescore:
 
     def line(self) -> str:
         """One line naming the cell and what differs."""
+        if self.altered and self.altered.endswith("is missing"):
+            return f"cell {self.label} ({self.key}): {self.altered}, not re-scored"
         shown = [f"{m} {now!r} (recorded {rec!r})" if now is not None and rec is not None
                  else f"{m} {'not re-scored' if now is None else 'not in the record'}"
                  for m, rec, now in self.differences[:3]]
@@ -82,6 +84,9 @@ def rescore_cell(run_dir: Path, record: dict, registry: Any) -> CellRescore:
     cell = open_cell(run_dir, record, registry, check_files=False)
     out = CellRescore(cell_label(record), record["key"])
     out.altered = RunStore(run_dir).predictions_problem(record["key"], record["predictions"])
+    if out.altered and out.altered.endswith("is missing"):  # nothing to score: the cell differs
+        out.differences.append(("predictions", None, None))
+        return out
     if out.altered:
         out.altered = out.altered.replace("prediction file ", "file ").replace(" (sha256 differs)", "")
     try:
