@@ -244,3 +244,21 @@ def test_best_row_per_example_scores_are_those_of_the_leaderboard():
     b = board(baseline="none (control)")
     rows = {r.label: r for r in b.rows}
     assert b.stat(rows["itc,itm"], col(b, "nlvr2")).p_value == b.sensitivity.columns["nlvr2"].none.p_value
+
+
+@pytest.mark.parametrize("seed_std,se_boot", [(0.0, 1.0), (2.0, 0.5), (3.0, 1.5), (1.0, 2.0)])
+def test_seeds_for_is_the_fewest_seeds_whose_mde_reaches_the_effect(seed_std, se_boot):
+    for effect in (1.0, 3.0, 5.0, 10.0):
+        n = sensitivity.seeds_for(effect, seed_std, se_boot)
+        if n is None:  # the test-set term alone is at least the effect, or it needs more than 1000 seeds
+            assert sensitivity.mde(seed_std, 1000, se_boot) > effect
+            continue
+        assert sensitivity.mde(seed_std, n, se_boot) <= effect + 1e-9
+        if n > 1:
+            assert sensitivity.mde(seed_std, n - 1, se_boot) > effect
+
+
+def test_seeds_for_hand_case():
+    # MDE = 2.8016 * sqrt(2 * 4 / n + 0): 5 points needs 2*4*2.8016^2/25 = 2.51 -> 3 seeds
+    assert sensitivity.seeds_for(5.0, 2.0, 0.0) == 3
+    assert sensitivity.seeds_for(1.0, 0.0, 1.0) is None  # the split's own noise is above the effect

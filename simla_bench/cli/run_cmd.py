@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from simla_bench.cli.common import err_console, warn_plugin_problems, writable_dir, writable_file
+from simla_bench.cli.common import console, err_console, warn_plugin_problems, writable_dir, writable_file
 
 
 def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out, data_fraction, steps, device,
@@ -176,6 +176,8 @@ def run_command(objectives, tasks, seeds, world, config, out, ablate, matrix_fil
         raise SystemExit(1 if result.failures else 0)
     if result.records:
         render_report(result.records, baseline=baseline, title=f"leaderboard: {cfg.output_dir}")
+    for line in cfg.left_out_tasks():  # columns the config keeps out of this run, and why
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     if not quiet:
         err_console.print(f"{result.computed} cells computed, {result.cached} reused; records in {result.run_dir}/cells",
                           highlight=False, markup=False)

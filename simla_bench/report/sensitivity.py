@@ -54,6 +54,21 @@ def mde(seed_std: float, n_seeds: int, se_boot: float) -> float:
     return (Z_ALPHA + Z_POWER) * math.sqrt(2.0 * seed_std ** 2 / max(1, n_seeds) + se_boot ** 2)
 
 
+def seeds_for(effect: float, seed_std: float, se_boot: float, most: int = 1000) -> int | None:
+    """The fewest seeds at which :func:`mde` is at most ``effect`` (the test-set
+    term ``se_boot`` held fixed), or ``None`` when no number of seeds up to ``most``
+    gets there (the test split itself is too small for that effect)."""
+    if effect <= 0:
+        return None
+    left = (effect / (Z_ALPHA + Z_POWER)) ** 2 - se_boot ** 2
+    if left <= 0:
+        return None
+    if seed_std == 0:
+        return 1
+    n = max(1, math.ceil(2.0 * seed_std ** 2 / left - 1e-12))
+    return n if n <= most else None
+
+
 def pooled_seed_std(stats: list["Stat"]) -> tuple[float, int]:
     """The pooled sample std across seeds over the stats with >= 2 seeds, and how many such rows there are."""
     several = [s for s in stats if s.n >= 2]
