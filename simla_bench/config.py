@@ -242,8 +242,9 @@ class ExperimentConfig(_Strict):
     tasks: dict[str, TaskConfig] = Field(default_factory=dict)
     matrix: list[MatrixRow] = Field(default_factory=list)
     data_fractions: list[float] = Field(default_factory=list)
-    #: add the control rows after the matrix's (:meth:`rows`): ``none`` and ``shuffled``
-    controls: bool = False
+    #: add the control rows after the matrix's (:meth:`rows`): ``true``, ``none`` and
+    #: ``shuffled``; ``"none"``, the ``none`` row only (no pretraining: it costs the task cells only)
+    controls: bool | Literal["none"] = False
     executor: ExecutorConfig = ExecutorConfig()
 
     @field_validator("objectives", mode="before")
@@ -323,6 +324,14 @@ class ExperimentConfig(_Strict):
     def objective_names(self) -> list[str]:
         return list(self.objectives)
 
+    @field_validator("controls", mode="before")
+    @classmethod
+    def _controls_value(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool) or value == "none":
+            return bool(value) if value is None else value
+        raise ValueError(f"controls must be true (the none and shuffled rows), none (the none row only) "
+                         f"or false, got {value!r}")
+
     @model_validator(mode="after")
     def _controls_possible(self) -> "ExperimentConfig":
         if not self.controls:
@@ -330,7 +339,7 @@ class ExperimentConfig(_Strict):
         if self.pretrain.steps == 0:
             raise ValueError("controls: true compares pretrained rows with the none control, but pretrain.steps is 0 "
                              "(--no-pretrain): no row pretrains; drop --controls")
-        if not self.objectives and "shuffled" not in {r.control for r in self.matrix}:
+        if self.controls is True and not self.objectives and "shuffled" not in {r.control for r in self.matrix}:
             raise ValueError("controls: true needs the experiment's objectives: (the shuffled control pretrains "
                              "with them); give objectives: [...] or --objectives")
         return self
@@ -351,7 +360,7 @@ class ExperimentConfig(_Strict):
         out = []
         if "none" not in have:
             out.append(MatrixRow(name=CONTROL_ROWS["none"], objectives=[], control="none"))
-        if "shuffled" not in have:
+        if "shuffled" not in have and self.controls != "none":
             out.append(MatrixRow(name=CONTROL_ROWS["shuffled"], objectives=self.objective_names(), control="shuffled"))
         return out
 

@@ -72,6 +72,21 @@ def test_controls_add_both_rows_which_are_recorded_and_cached(tmp_path):
     assert longer.computed == 8 and longer.cached == 4 and {c[0] for c in pipe.pretrain_calls} == {("itc", "itm")}
 
 
+def test_controls_none_adds_the_none_row_only_and_needs_no_objectives(tmp_path):
+    cfg = make_config(tmp_path, controls="none")
+    result, pipe = run(cfg)
+    assert result.failures == [] and result.computed == 4  # 2 rows x 2 tasks
+    assert list(dict.fromkeys((r["row"], r.get("control")) for r in result.records)) == [
+        ("itc,itm", None), ("none (control)", "none")]
+    assert [c[0] for c in pipe.pretrain_calls] == [("itc", "itm"), ()]  # the none row: the model as built
+    # the same cells as the none row of controls: true (nothing recomputed)
+    both, _ = run(make_config(tmp_path, controls=True))
+    assert both.cached == 4 and both.computed == 2
+    assert make_config(tmp_path, objectives={}, matrix=[{"objectives": ["itc"]}], controls="none").rows()[-1].control == "none"
+    with pytest.raises(ConfigError, match="controls must be true .* or false, got 'both'"):
+        make_config(tmp_path, controls="both")
+
+
 def test_the_shuffled_row_pretrains_on_deranged_pairs(tmp_path):
     result, pipe = run(make_config(tmp_path, controls=True, seeds=[0, 1]))
     true = [(str(i), f"caption {i}") for i in range(40)]  # the fake source: one caption per image
