@@ -135,6 +135,8 @@ def read_retrieval_annotations(path: Path) -> RetrievalAnnotations:
 
 #: the arrays of a sparse score matrix file (``.npz``); ``itc`` is optional
 SPARSE_KEYS = ("indices", "scores", "fill", "shape")
+#: rows per block when a matrix is made sparse
+_BLOCK = 1024
 
 
 def _index_dtype(n: int) -> np.dtype:
@@ -150,15 +152,18 @@ def sparse_matrix_bytes(matrix: np.ndarray, fill: float, k: int, itc: np.ndarray
     matrix = np.asarray(matrix)
     n, m = matrix.shape
     kk = min(k, m)
-    is_fill = matrix == matrix.dtype.type(fill)
-    if (m - is_fill.sum(axis=1)).max(initial=0) > kk:
-        return None
-    # entries that are not fill first (stable: ascending column order), then fill entries as padding
-    idx = np.argsort(is_fill, axis=1, kind="stable")[:, :kk]
-    arrays = {"indices": idx.astype(_index_dtype(m)), "scores": np.take_along_axis(matrix, idx, axis=1),
+    idx = np.empty((n, kk), dtype=_index_dtype(m))
+    for start in range(0, n, _BLOCK):  # blocks of rows: the sort's index array stays small
+        is_fill = matrix[start:start + _BLOCK] == matrix.dtype.type(fill)
+        if (m - is_fill.sum(axis=1)).max(initial=0) > kk:
+            return None
+        # entries that are not fill first (stable: ascending column order), then fill entries as padding
+        idx[start:start + _BLOCK] = np.argsort(is_fill, axis=1, kind="stable")[:, :kk]
+    rows = idx.astype(np.int64)
+    arrays = {"indices": idx, "scores": np.take_along_axis(matrix, rows, axis=1),
               "fill": np.array(fill, dtype=matrix.dtype), "shape": np.array([n, m], dtype=np.int64)}
     if itc is not None:
-        arrays["itc"] = np.take_along_axis(np.asarray(itc, dtype=np.float32), idx, axis=1)
+        arrays["itc"] = np.take_along_axis(np.asarray(itc, dtype=np.float32), rows, axis=1)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
