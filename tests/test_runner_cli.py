@@ -161,3 +161,19 @@ def test_nproc_per_node_rebuilds_the_command_for_torchrun():
     assert rest[rest.index("--objectives") + 1] == "itc,itm" and rest[rest.index("--steps") + 1] == "5"
     assert "--force" in rest and "--quiet" not in rest and not any("nproc" in a for a in rest)
     assert isinstance(ctx, click.Context)
+
+
+def test_ablate_alone_is_the_packaged_ablation_experiment_and_with_config_its_rows_only(tmp_path):
+    from simla_bench.cli.run_cmd import _load_cfg
+    from simla_bench.config import CONFIG_DIR, load_config
+
+    packaged = load_config(CONFIG_DIR / "ablation.yaml")
+    cfg = _load_cfg(None, True, None, None, None, "0,1,2", None, None, None, None, None)
+    assert cfg.controls is True and cfg.output_dir == "runs/ablation" and cfg.seeds == [0, 1, 2]
+    assert cfg.active_tasks() == packaged.active_tasks()
+    assert [r.label for r in cfg.rows()][-2:] == ["none (control)", "shuffled (control)"]
+    # with --config: that experiment's settings, the ablation's rows
+    own = write_config(tmp_path)
+    mixed = _load_cfg(str(own), True, None, None, None, None, None, None, None, None, None)
+    assert [r.label for r in mixed.matrix] == [r.label for r in packaged.matrix]
+    assert mixed.active_tasks() == load_config(own).active_tasks() and mixed.controls == load_config(own).controls

@@ -349,7 +349,12 @@ def test_packaged_ablation_expresses_simla_table1_and_albef():
     from simla_bench.registry import Registry
     from simla_bench.runner.cells import check_names, expand
 
-    cfg = load_config(CONFIG_DIR / "ablation.yaml")
+    table1 = expand(load_config(CONFIG_DIR / "ablation.yaml"))
+    assert [r.objectives for r in table1.rows] == [
+        ("itm",), ("itm", "itc"), ("itm", "itc", "mlm"), ("itm", "itc", "mlm", "mim"),
+        ("itm", "itc", "mlm", "mim", "psl"), (), ("itm", "itc")]  # Table 1, then the none and shuffled controls
+    assert [r.control for r in table1.rows][-2:] == ["none", "shuffled"]
+    cfg = load_config(CONFIG_DIR / "ablation_all.yaml")
     matrix = expand(cfg)
     sets = [r.objectives for r in matrix.rows]
     assert sets[:5] == [("itm",), ("itm", "itc"), ("itm", "itc", "mlm"), ("itm", "itc", "mlm", "mim"),
@@ -358,7 +363,7 @@ def test_packaged_ablation_expresses_simla_table1_and_albef():
     albef = next(r for r in matrix.rows if "ALBEF" in r.label)
     assert albef.objective_set == {"itc", "itm", "mlm"} and albef.model_overrides == {"options": {"layout": "split"}}
     assert cfg.with_model(albef.model_overrides).model.options["fusion_layers"] == 2
-    assert len(matrix.rows) == 8  # ALBEF's set is row 3's, on its own layout: a row of its own
+    assert len(matrix.rows) == 10  # 8 rows (ALBEF's set is row 3's, on its own layout: a row of its own) + 2 controls
     registry = Registry()
     registry.load_entry_points()
     check_names(cfg, matrix, registry)  # every name resolves in the built-in plugins

@@ -19,10 +19,14 @@ def _load_cfg(config, ablate, matrix_file, objectives, tasks, seeds, world, out,
     from simla_bench.config import CONFIG_DIR, apply_overrides, load_config, load_yaml, parse_config
     from simla_bench.errors import ConfigError
 
-    cfg = load_config(config)
-    if ablate or matrix_file:
-        if objectives:
-            raise ConfigError("--objectives and --ablate/--matrix both choose the rows", hint="give only one of them")
+    if (ablate or matrix_file) and objectives:
+        raise ConfigError("--objectives and --ablate/--matrix both choose the rows", hint="give only one of them")
+    if ablate and config is None and not matrix_file:
+        # the whole packaged ablation experiment: its rows, controls, columns and output folder
+        cfg = load_config(CONFIG_DIR / "ablation.yaml")
+    else:
+        cfg = load_config(config)
+    if matrix_file or (ablate and config is not None):  # another file's rows on this experiment
         mpath = Path(matrix_file) if matrix_file else CONFIG_DIR / "ablation.yaml"
         mdata = load_yaml(mpath)
         rows = mdata if isinstance(mdata, list) else mdata.get("matrix")
