@@ -14,6 +14,11 @@ def test_default_config_loads():
     assert cfg.objective_names() == ["itc", "itm", "xmm", "psl"]
     assert set(cfg.tasks) == {"retrieval", "grounding", "vqa", "nlvr2"}
     assert cfg.model.name == "vlp" and cfg.model.options["layout"] == "single_stream"
+    # the 5-minute default: the columns its budget can read, the none control, the others named with why
+    assert cfg.active_tasks() == ["retrieval"] and cfg.controls == "none"
+    assert [r.label for r in cfg.rows()] == ["itc,itm,xmm,psl", "none (control)"]
+    assert all(cfg.tasks[t].note and "docs/tasks.md" in cfg.tasks[t].note for t in ("grounding", "vqa", "nlvr2"))
+    assert apply_overrides(cfg, tasks="all").active_tasks() == ["retrieval", "grounding", "vqa", "nlvr2"]
 
 
 def test_unknown_key_names_file_key_and_allowed(tmp_path):
