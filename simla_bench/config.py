@@ -334,7 +334,9 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _controls_possible(self) -> "ExperimentConfig":
-        if not self.controls:
+        # controls: none (the default's) adds the no-pretraining row only when rows pretrain:
+        # with pretrain.steps 0 every row already is the model as built, so it adds nothing
+        if not self.controls or (self.controls == "none" and self.pretrain.steps == 0):
             return self
         if self.pretrain.steps == 0:
             raise ValueError("controls: true compares pretrained rows with the none control, but pretrain.steps is 0 "
@@ -348,7 +350,8 @@ class ExperimentConfig(_Strict):
         """The matrix rows: the explicit ``matrix`` or the single objective set;
         with ``controls``, then the control rows the matrix lacks (:meth:`control_rows`)."""
         rows = list(self.matrix) or [MatrixRow(objectives=self.objective_names())]
-        return rows + (self.control_rows(rows) if self.controls else [])
+        adds = self.controls is True or (self.controls == "none" and self.pretrain.steps != 0)
+        return rows + (self.control_rows(rows) if adds else [])
 
     def control_rows(self, rows: list[MatrixRow]) -> list[MatrixRow]:
         """The control rows ``controls: true`` adds to ``rows`` (a kind the rows

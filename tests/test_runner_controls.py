@@ -85,6 +85,10 @@ def test_controls_none_adds_the_none_row_only_and_needs_no_objectives(tmp_path):
     assert make_config(tmp_path, objectives={}, matrix=[{"objectives": ["itc"]}], controls="none").rows()[-1].control == "none"
     with pytest.raises(ConfigError, match="controls must be true .* or false, got 'both'"):
         make_config(tmp_path, controls="both")
+    # without pretraining every row is the model as built: controls: none adds nothing (no error),
+    # so --no-pretrain and --model NAME:PATH work on the default config
+    evaluated = apply_overrides(make_config(tmp_path, controls="none"), no_pretrain=True)
+    assert [r.control for r in evaluated.rows()] == [None]
 
 
 def test_the_shuffled_row_pretrains_on_deranged_pairs(tmp_path):
