@@ -367,3 +367,18 @@ def test_packaged_ablation_expresses_simla_table1_and_albef():
     registry = Registry()
     registry.load_entry_points()
     check_names(cfg, matrix, registry)  # every name resolves in the built-in plugins
+
+
+def test_packaged_detectable_effects_config_plans_what_its_docs_measured():
+    """configs/detectable_effects.yaml: ITM, ITM+ITC and `none`, 3 seeds, all four tasks (36 cells)."""
+    from simla_bench.config import CONFIG_DIR, apply_overrides, load_config
+    from simla_bench.runner.cells import expand
+
+    cfg = apply_overrides(load_config(CONFIG_DIR / "detectable_effects.yaml"), world="tiny")
+    matrix = expand(cfg)
+    assert [r.objectives for r in matrix.rows] == [("itm",), ("itm", "itc"), ()]
+    assert [r.control for r in matrix.rows][-1] == "none"
+    assert cfg.seeds == [0, 1, 2]
+    assert cfg.active_tasks() == ["retrieval", "grounding", "vqa", "nlvr2"]
+    assert cfg.datasets["world"].options["preset"] == "tiny"
+    assert len(matrix.rows) * len(cfg.seeds) * len(cfg.active_tasks()) == 36
